@@ -1,0 +1,81 @@
+# The two commands: `make demo` and `make test`. Everything else is a helper.
+BUILD     ?= build
+ASAN_BUILD ?= build-asan
+JOBS      ?= $(shell nproc)
+CMAKE_ARGS ?=
+
+.PHONY: all build deps check-deps test test-unit demo asan format format-check \
+        kafka-up kafka-down pg-up pg-down install clean bench help
+
+all: build
+
+help:
+	@echo "make demo         run the example job end to end (no setup by hand)"
+	@echo "make test         build everything and run every test (unit, driver, mock, system)"
+	@echo "make deps         install the Debian packages and Maven jars (root)"
+	@echo "make asan         build and run the suite under ASan+UBSan"
+	@echo "make format       clang-format the sources; make format-check checks"
+	@echo "make kafka-up     start a real Kafka broker (KRaft); prints its address"
+	@echo "make kafka-down   stop it"
+	@echo "make pg-up/pg-down  start/stop an ephemeral PostgreSQL"
+	@echo "make bench        run the benchmarks and print their figures"
+
+deps:
+	bash infra/deps.sh install
+
+# Installs what is missing when we are root, otherwise names it and stops.
+check-deps:
+	@bash infra/deps.sh ensure
+
+$(BUILD)/CMakeCache.txt: | check-deps
+	cmake -S . -B $(BUILD) $(CMAKE_ARGS)
+
+build: check-deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	bash infra/deps.sh ensure-services
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+test-unit: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L 'unit|driver'
+
+demo: build
+	bash apps/demo/run-demo.sh $(BUILD)
+
+asan: check-deps
+	cmake -S . -B $(ASAN_BUILD) -DKS_SANITIZE=address,undefined \
+	      -DCMAKE_BUILD_TYPE=Debug -DKS_BUILD_BENCH=OFF $(CMAKE_ARGS)
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    ctest --output-on-failure -j $(JOBS) -L 'unit|driver|mock'
+
+FORMAT_FILES = $(shell git ls-files '*.c' '*.h' '*.cpp' 2>/dev/null)
+format:
+	clang-format -i $(FORMAT_FILES)
+
+format-check:
+	@bash infra/deps.sh ensure-format
+	clang-format --dry-run --Werror $(FORMAT_FILES)
+
+install: build
+	cmake --install $(BUILD)
+
+bench: build
+	bash bench/run-all.sh $(BUILD)
+
+kafka-up:
+	@bash infra/kafka/kafka.sh up
+
+kafka-down:
+	@bash infra/kafka/kafka.sh down
+
+pg-up:
+	@bash infra/postgres/pg.sh up
+
+pg-down:
+	@bash infra/postgres/pg.sh down
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

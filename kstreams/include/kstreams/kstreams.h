@@ -1,0 +1,18 @@
+/**
+ * @file kstreams.h
+ * @brief The umbrella header: everything a kstreams application uses.
+ */
+#ifndef KSTREAMS_KSTREAMS_H
+#define KSTREAMS_KSTREAMS_H
+
+#include "common.h"
+#include "conf.h"
+#include "error.h"
+#include "json.h"
+#include "partitioner.h"
+#include "processor.h"
+#include "serde.h"
+#include "timestamp.h"
+#include "topology.h"
+
+#endif

@@ -1,0 +1,384 @@
+/* Configuration: the property table, validation, librdkafka pass-through. */
+#include "conf_int.h"
+
+#include <errno.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum prop_type_e { PROP_STR, PROP_INT, PROP_BOOL, PROP_ENUM } prop_type_t;
+
+typedef struct prop_s {
+        const char *name;
+        prop_type_t type;
+        const char *def;
+        int64_t min, max;  /* PROP_INT */
+        const char *enums; /* PROP_ENUM: "a|b|c" */
+        const char *doc;
+} prop_t;
+
+#define HANDLERS "fail|log-and-continue|dead-letter"
+
+/* The one property table. CONFIGURATION.md is generated from it (a unit test
+ * fails when the file and the table differ). */
+static const prop_t props[] = {
+        {"application.id", PROP_STR, "", 0, 0, NULL,
+         "Identifies the application: the consumer group id, the prefix of "
+         "internal topics (`<application.id>-<name>-repartition`, "
+         "`-changelog`) and of the state directory. Required to run against "
+         "Kafka."},
+        {"num.stream.threads", PROP_INT, "1", 1, 256, NULL,
+         "Stream threads per instance; each owns a consumer and a producer."},
+        {"commit.interval.ms", PROP_INT, "30000", 1, 86400000, NULL,
+         "How often progress is committed. Under exactly_once_v2 the default "
+         "is 100 unless set."},
+        {"processing.guarantee", PROP_ENUM, "at_least_once", 0, 0,
+         "at_least_once|exactly_once_v2",
+         "at_least_once, or exactly_once_v2 (Kafka transactions)."},
+        {"state.dir", PROP_STR, "/tmp/kstreams", 0, 0, NULL,
+         "Directory for local state: `<state.dir>/<application.id>/<task>/`."},
+        {"buffered.records.per.partition", PROP_INT, "1000", 1, 10000000,
+         NULL,
+         "Records buffered per input partition before it is paused."},
+        {"max.task.idle.ms", PROP_INT, "0", -1, 86400000, NULL,
+         "How long a task with several input partitions waits for data on "
+         "an empty one before processing the others out of timestamp order "
+         "(-1: never wait)."},
+        {"poll.ms", PROP_INT, "100", 0, 60000, NULL,
+         "How long a stream thread blocks waiting for records."},
+        {"default.deserialization.exception.handler", PROP_ENUM, "fail", 0,
+         0, HANDLERS,
+         "What a record that cannot be deserialized (or has no valid "
+         "timestamp) does: fail the task, log and skip it, or go to the "
+         "dead-letter topic."},
+        {"default.processing.exception.handler", PROP_ENUM, "fail", 0, 0,
+         HANDLERS,
+         "What a record whose processor returns an error does."},
+        {"default.production.exception.handler", PROP_ENUM, "fail", 0, 0,
+         HANDLERS,
+         "What a record whose delivery to Kafka fails does."},
+        {"errors.dead.letter.queue.topic.name", PROP_STR, "", 0, 0, NULL,
+         "The dead-letter topic. Records sent there keep their original "
+         "key and value bytes, with headers naming the error, source topic, "
+         "partition, offset and processor. Required by the dead-letter "
+         "handlers."},
+        {"log.rate.limit.ms", PROP_INT, "1000", 0, 3600000, NULL,
+         "Dropped or failed records are counted always, logged at most once "
+         "per this interval per reason."},
+};
+#define PROP_CNT (sizeof(props) / sizeof(props[0]))
+
+typedef struct entry_s {
+        char *name;
+        char *value;
+} entry_t;
+
+struct ks_conf_s {
+        entry_t *entries;
+        size_t cnt, cap;
+};
+
+static const prop_t *prop_find(const char *name) {
+        for (size_t i = 0; i < PROP_CNT; i++)
+                if (!strcmp(props[i].name, name))
+                        return &props[i];
+        return NULL;
+}
+
+static entry_t *entry_find(const ks_conf_t *conf, const char *name) {
+        for (size_t i = 0; i < conf->cnt; i++)
+                if (!strcmp(conf->entries[i].name, name))
+                        return &conf->entries[i];
+        return NULL;
+}
+
+ks_conf_t *ks_conf_new(void) {
+        return calloc(1, sizeof(ks_conf_t));
+}
+
+void ks_conf_destroy(ks_conf_t *conf) {
+        if (!conf)
+                return;
+        for (size_t i = 0; i < conf->cnt; i++) {
+                free(conf->entries[i].name);
+                free(conf->entries[i].value);
+        }
+        free(conf->entries);
+        free(conf);
+}
+
+static ks_err_t entry_put(ks_conf_t *conf, const char *name,
+                          const char *value) {
+        char *v = strdup(value);
+        if (!v)
+                return KS_ERR_NOMEM;
+        entry_t *e = entry_find(conf, name);
+        if (e) {
+                free(e->value);
+                e->value = v;
+                return KS_OK;
+        }
+        if (conf->cnt == conf->cap) {
+                size_t cap = conf->cap ? conf->cap * 2 : 16;
+                entry_t *n = realloc(conf->entries, cap * sizeof(*n));
+                if (!n)
+                        goto err_free_v;
+                conf->entries = n;
+                conf->cap     = cap;
+        }
+        char *nm = strdup(name);
+        if (!nm)
+                goto err_free_v;
+        conf->entries[conf->cnt].name  = nm;
+        conf->entries[conf->cnt].value = v;
+        conf->cnt++;
+        return KS_OK;
+
+err_free_v:
+        free(v);
+        return KS_ERR_NOMEM;
+}
+
+ks_conf_t *ks_conf_dup(const ks_conf_t *conf) {
+        ks_conf_t *c = ks_conf_new();
+        if (!c)
+                return NULL;
+        for (size_t i = 0; i < conf->cnt; i++) {
+                if (entry_put(c, conf->entries[i].name,
+                              conf->entries[i].value)) {
+                        ks_conf_destroy(c);
+                        return NULL;
+                }
+        }
+        return c;
+}
+
+static bool enum_has(const char *enums, const char *value) {
+        size_t vlen = strlen(value);
+        const char *p = enums;
+        while (*p) {
+                size_t n = strcspn(p, "|");
+                if (n == vlen && !strncmp(p, value, n))
+                        return true;
+                p += n;
+                if (*p == '|')
+                        p++;
+        }
+        return false;
+}
+
+static ks_err_t validate(const prop_t *p, const char *value, char *errstr,
+                         size_t errstr_size) {
+        switch (p->type) {
+        case PROP_STR:
+                return KS_OK;
+        case PROP_BOOL:
+                if (!strcmp(value, "true") || !strcmp(value, "false"))
+                        return KS_OK;
+                snprintf(errstr, errstr_size,
+                         "%s: \"%s\" is not true or false", p->name, value);
+                return KS_ERR_INVALID_ARG;
+        case PROP_ENUM:
+                if (enum_has(p->enums, value))
+                        return KS_OK;
+                snprintf(errstr, errstr_size,
+                         "%s: \"%s\" is not one of %s", p->name, value,
+                         p->enums);
+                return KS_ERR_INVALID_ARG;
+        case PROP_INT: {
+                char *end;
+                errno       = 0;
+                long long v = strtoll(value, &end, 10);
+                if (errno || end == value || *end) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: \"%s\" is not an integer", p->name,
+                                 value);
+                        return KS_ERR_INVALID_ARG;
+                }
+                if (v < p->min || v > p->max) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: %lld is outside [%lld, %lld]", p->name,
+                                 v, (long long)p->min, (long long)p->max);
+                        return KS_ERR_INVALID_ARG;
+                }
+                return KS_OK;
+        }
+        }
+        return KS_ERR_INVALID_ARG;
+}
+
+/* librdkafka validates its own properties: try the value on a scratch conf
+ * so a typo fails at ks_conf_set() rather than at start-up. */
+static ks_err_t validate_rdkafka(const char *name, const char *value,
+                                 char *errstr, size_t errstr_size) {
+        rd_kafka_conf_t *scratch = rd_kafka_conf_new();
+        char rderr[256];
+        rd_kafka_conf_res_t res =
+                rd_kafka_conf_set(scratch, name, value, rderr, sizeof(rderr));
+        rd_kafka_conf_destroy(scratch);
+        if (res == RD_KAFKA_CONF_OK)
+                return KS_OK;
+        if (res == RD_KAFKA_CONF_UNKNOWN) {
+                snprintf(errstr, errstr_size,
+                         "%s: unknown property (neither a kstreams nor a "
+                         "librdkafka property)",
+                         name);
+                return KS_ERR_UNKNOWN_CONF;
+        }
+        snprintf(errstr, errstr_size, "%s: %s", name, rderr);
+        return KS_ERR_INVALID_ARG;
+}
+
+ks_err_t ks_conf_set(ks_conf_t *conf, const char *name, const char *value,
+                     char *errstr, size_t errstr_size) {
+        if (!name || !value) {
+                snprintf(errstr, errstr_size, "ks_conf_set: NULL %s",
+                         name ? "value" : "name");
+                return KS_ERR_INVALID_ARG;
+        }
+        const prop_t *p = prop_find(name);
+        ks_err_t err;
+        if (p) {
+                err = validate(p, value, errstr, errstr_size);
+        } else {
+                const char *rdname = name;
+                if (!strncmp(name, "consumer.", 9))
+                        rdname = name + 9;
+                else if (!strncmp(name, "producer.", 9))
+                        rdname = name + 9;
+                else if (!strncmp(name, "admin.", 6))
+                        rdname = name + 6;
+                err = validate_rdkafka(rdname, value, errstr, errstr_size);
+        }
+        if (err)
+                return err;
+        err = entry_put(conf, name, value);
+        if (err)
+                snprintf(errstr, errstr_size, "%s: out of memory", name);
+        return err;
+}
+
+ks_err_t ks_conf_get(const ks_conf_t *conf, const char *name, char *dest,
+                     size_t dest_size) {
+        const entry_t *e = entry_find(conf, name);
+        const char *v    = e ? e->value : NULL;
+        if (!v) {
+                const prop_t *p = prop_find(name);
+                if (!p)
+                        return KS_ERR_NOT_FOUND;
+                v = p->def;
+        }
+        if (strlen(v) >= dest_size)
+                return KS_ERR_INVALID_ARG;
+        memcpy(dest, v, strlen(v) + 1);
+        return KS_OK;
+}
+
+const char *ks__conf_str(const ks_conf_t *conf, const char *name) {
+        const entry_t *e = entry_find(conf, name);
+        if (e)
+                return e->value;
+        const prop_t *p = prop_find(name);
+        if (!p) {
+                fprintf(stderr, "kstreams: BUG: no property %s\n", name);
+                abort();
+        }
+        return p->def;
+}
+
+int64_t ks__conf_int(const ks_conf_t *conf, const char *name) {
+        return strtoll(ks__conf_str(conf, name), NULL, 10);
+}
+
+bool ks__conf_bool(const ks_conf_t *conf, const char *name) {
+        return !strcmp(ks__conf_str(conf, name), "true");
+}
+
+bool ks__conf_is_set(const ks_conf_t *conf, const char *name) {
+        return entry_find(conf, name) != NULL;
+}
+
+ks_handler_t ks__conf_handler(const ks_conf_t *conf, const char *name) {
+        const char *v = ks__conf_str(conf, name);
+        if (!strcmp(v, "log-and-continue"))
+                return KS_HANDLER_LOG_AND_CONTINUE;
+        if (!strcmp(v, "dead-letter"))
+                return KS_HANDLER_DEAD_LETTER;
+        return KS_HANDLER_FAIL;
+}
+
+int ks__conf_foreach_rdkafka(const ks_conf_t *conf, ks_conf_side_t side,
+                             int (*fn)(const char *, const char *, void *),
+                             void *opaque) {
+        static const char *const prefixes[] = {"consumer.", "producer.",
+                                               "admin."};
+        /* Plain names first, so a side-specific one overrides them. */
+        for (int pass = 0; pass < 2; pass++) {
+                for (size_t i = 0; i < conf->cnt; i++) {
+                        const char *name = conf->entries[i].name;
+                        if (prop_find(name))
+                                continue;
+                        bool prefixed = false;
+                        for (int s = 0; s < 3; s++)
+                                if (!strncmp(name, prefixes[s],
+                                             strlen(prefixes[s])))
+                                        prefixed = true;
+                        const char *mine = prefixes[side];
+                        int r            = 0;
+                        if (pass == 0 && !prefixed)
+                                r = fn(name, conf->entries[i].value, opaque);
+                        else if (pass == 1 &&
+                                 !strncmp(name, mine, strlen(mine)))
+                                r = fn(name + strlen(mine),
+                                       conf->entries[i].value, opaque);
+                        if (r)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+static const char *type_name(const prop_t *p) {
+        switch (p->type) {
+        case PROP_INT:
+                return "integer";
+        case PROP_BOOL:
+                return "boolean";
+        case PROP_ENUM:
+                return "enum";
+        default:
+                return "string";
+        }
+}
+
+ks_err_t ks_conf_properties_markdown(ks_buf_t *out) {
+        ks_err_t err = ks_buf_appendf(
+                out,
+                "# Configuration\n\n"
+                "<!-- Generated by kstreams-confdoc from the property table "
+                "in kstreams/src/conf.c; do not edit by hand. -->\n\n"
+                "Set with `ks_conf_set(conf, name, value, errstr, "
+                "size)`. Any other name is passed to librdkafka and "
+                "validated against its table at once (`bootstrap.servers`, "
+                "`security.protocol`, ...); prefix it with `consumer.`, "
+                "`producer.` or `admin.` to reach one client only.\n\n"
+                "| property | type | default | range / values | "
+                "description |\n"
+                "|---|---|---|---|---|\n");
+        for (size_t i = 0; !err && i < PROP_CNT; i++) {
+                const prop_t *p = &props[i];
+                char range[128] = "";
+                if (p->type == PROP_INT)
+                        snprintf(range, sizeof(range), "%lld .. %lld",
+                                 (long long)p->min, (long long)p->max);
+                else if (p->type == PROP_ENUM)
+                        snprintf(range, sizeof(range), "%s", p->enums);
+                err = ks_buf_appendf(out, "| `%s` | %s | %s%s%s | %s | %s |\n",
+                                     p->name, type_name(p),
+                                     *p->def ? "`" : "",
+                                     *p->def ? p->def : "(none)",
+                                     *p->def ? "`" : "", range, p->doc);
+        }
+        return err;
+}

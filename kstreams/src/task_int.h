@@ -1,0 +1,95 @@
+/* A task: one sub-topology over one partition number. The test driver and
+ * the Kafka runtime both feed records in and let it process them; neither
+ * has its own copy of this logic. */
+#ifndef KS_TASK_INT_H
+#define KS_TASK_INT_H
+
+#include "kstreams/conf.h"
+#include "kstreams/error.h"
+#include "topology_int.h"
+
+/** A record as it arrived, bytes not yet deserialized. The bytes and
+ *  headers stay valid until the collector's release() is called. */
+typedef struct ks_raw_record_s {
+        const char *topic;
+        int32_t partition;
+        int64_t offset;
+        int64_t timestamp;
+        ks_bytes_t key;   /* data NULL: null key */
+        ks_bytes_t value; /* data NULL: tombstone */
+        const ks_header_t *headers;
+        size_t header_cnt;
+        void *handle; /* the feeder's own reference, given to release() */
+} ks_raw_record_t;
+
+/** Where a task's output goes: in-memory topics (driver) or a producer. */
+typedef struct ks_collector_s {
+        /** Sends one record. @p partition -1 lets the producer choose. */
+        ks_err_t (*send)(void *opaque, const char *topic, int32_t partition,
+                         ks_bytes_t key, ks_bytes_t value, int64_t timestamp,
+                         const ks_header_t *headers, size_t header_cnt,
+                         char *errstr, size_t errstr_size);
+        /** @returns the topic's partition count, or -1 if unknown. */
+        int32_t (*partition_count)(void *opaque, const char *topic);
+        /** The task is done with a raw record. May be NULL. */
+        void (*release)(void *opaque, void *handle);
+        /** @returns the wall-clock time in ms (the driver's mock clock).
+         *  May be NULL: system time. */
+        int64_t (*wall_clock)(void *opaque);
+        void *opaque;
+} ks_collector_t;
+
+typedef struct ks_task_metrics_s {
+        uint64_t records_consumed;  /* enqueued */
+        uint64_t records_processed; /* went through the sub-topology */
+        uint64_t records_produced;  /* sent by sinks */
+        uint64_t dropped_deserialization;
+        uint64_t dropped_processing;
+        uint64_t dropped_production;
+        uint64_t dead_lettered;
+        uint64_t punctuations;
+} ks_task_metrics_t;
+
+typedef struct ks_task_s ks_task_t;
+
+/** Returns a new task; free with ks__task_destroy(). Borrows @p topology,
+ *  @p conf and @p collector, which must outlive it. */
+KS_EXPORT ks_task_t *ks__task_new(const ks_topology_t *topology,
+                                  int subtopology, int32_t partition,
+                                  const ks_conf_t *conf,
+                                  const ks_collector_t *collector,
+                                  char *errstr, size_t errstr_size);
+/** Runs every processor's init(). */
+KS_EXPORT ks_error_t *ks__task_init(ks_task_t *task);
+/** Runs every processor's close(); releases buffered records. */
+KS_EXPORT void ks__task_destroy(ks_task_t *task);
+
+/** True if one of the task's sources reads @p topic. */
+KS_EXPORT bool ks__task_reads(const ks_task_t *task, const char *topic);
+/** Buffers a record. Copies the struct; the bytes stay the feeder's until
+ *  release(). KS_ERR_NOT_FOUND if no source reads its topic. */
+KS_EXPORT ks_err_t ks__task_enqueue(ks_task_t *task,
+                                    const ks_raw_record_t *rec);
+KS_EXPORT size_t ks__task_buffered(const ks_task_t *task);
+/** Buffered records of one input topic (the partition is the task's). */
+KS_EXPORT size_t ks__task_buffered_topic(const ks_task_t *task,
+                                         const char *topic);
+
+/**
+ * Processes the buffered record with the smallest timestamp across the
+ * task's input partitions, then runs due stream-time punctuators.
+ * @returns 1 if a record was taken (processed or handled as an error), 0 if
+ *          nothing is buffered, -1 with @p *errp set when a handler says
+ *          "fail" (the record is consumed; the task may go on).
+ */
+KS_EXPORT int ks__task_process_one(ks_task_t *task, ks_error_t **errp);
+/** Runs the wall-clock punctuators due at @p now_ms. NULL on success. */
+KS_EXPORT ks_error_t *ks__task_punctuate_wall(ks_task_t *task, int64_t now_ms);
+
+KS_EXPORT const ks_task_metrics_t *ks__task_metrics(const ks_task_t *task);
+KS_EXPORT const char *ks__task_id(const ks_task_t *task);
+KS_EXPORT int64_t ks__task_stream_time(const ks_task_t *task);
+KS_EXPORT int ks__task_subtopology(const ks_task_t *task);
+KS_EXPORT int32_t ks__task_partition(const ks_task_t *task);
+
+#endif

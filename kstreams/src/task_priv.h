@@ -1,0 +1,86 @@
+/* Structures shared by task.c and ctx.c only. */
+#ifndef KS_TASK_PRIV_H
+#define KS_TASK_PRIV_H
+
+#include "conf_int.h"
+#include "log_int.h"
+#include "task_int.h"
+
+struct ks_punctuator_s {
+        int node;
+        ks_punctuation_type_t type;
+        int64_t interval;
+        int64_t next; /* the next time it is due */
+        ks_punctuate_fn *fn;
+        void *opaque;
+        bool cancelled;
+};
+
+/* One input partition's buffer: a ring of raw records. The head record is
+ * deserialized ahead of processing (its timestamp decides which partition
+ * goes next, as Kafka Streams' RecordQueue does) into the queue's arena,
+ * which then also holds everything its processing allocates. */
+typedef struct ks_queue_s {
+        char *topic;
+        int source_node;
+        ks_raw_record_t *ring;
+        size_t head, cnt, cap;
+        bool head_ready;
+        const void *head_key, *head_value;
+        int64_t head_ts;
+        int64_t partition_time;
+        ks_arena_t *arena;
+} ks_queue_t;
+
+struct ks_ctx_s {
+        ks_task_t *task;
+        int node; /* the node being run */
+        ks_arena_t *arena;
+        const char *topic;
+        int32_t partition;
+        int64_t offset;
+        int64_t timestamp;
+        const ks_header_t *headers;
+        size_t header_cnt;
+        ks_header_t *own_headers; /* arena copy after a header_add */
+        size_t own_cap;
+        /* The first failure while processing the current record. */
+        int failed_node;
+        ks_err_t fail_code;
+        bool fail_in_sink;
+        char fail_msg[256];
+};
+
+struct ks_task_s {
+        const ks_topology_t *topology;
+        const ks_conf_t *conf;
+        const ks_collector_t *collector;
+        int subtopology;
+        int32_t partition;
+        char id[32];
+        const char *application_id;
+        void **states;       /* per node id */
+        char **sink_topics;  /* full internal topic names, per node id */
+        ks_queue_t *queues;
+        int queue_cnt;
+        int64_t stream_time;
+        ks_punctuator_t **puncts;
+        int punct_cnt;
+        ks_arena_t *punct_arena;
+        ks_ctx_t ctx;
+        ks_buf_t key_buf, value_buf;
+        ks_task_metrics_t metrics;
+        ks_handler_t deser_handler, proc_handler, prod_handler;
+        const char *dlq_topic;
+        int64_t log_interval;
+        ks_rate_limit_t rl_deser, rl_proc, rl_prod;
+        bool initialized;
+};
+
+/** Runs node @p id on a record. @locality stream thread */
+ks_err_t ks__task_run_node(ks_ctx_t *ctx, int id, const void *key,
+                           const void *value);
+
+int64_t ks__task_wall_clock(const ks_task_t *task);
+
+#endif

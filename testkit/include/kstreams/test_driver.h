@@ -1,0 +1,145 @@
+/**
+ * @file test_driver.h
+ * @brief Runs a topology with no broker: pipe records into input topics,
+ *        read what it writes, move the wall clock.
+ *
+ * The driver runs the same task code that the Kafka runtime runs. Unlike
+ * Kafka Streams' TopologyTestDriver it honours partitions: every topic has a
+ * partition count, keys are partitioned with murmur2 as Java producers do,
+ * repartition topics are fed back as real partitions, and each
+ * (sub-topology, partition) is its own task with its own stream time.
+ *
+ * Rules of use:
+ * - Create topics whose partition count matters before the first pipe; any
+ *   other topic is created on first use with the default count (1).
+ * - Processing is synchronous: when a pipe returns, the record and all it
+ *   caused (repartition hops included) have been processed.
+ * - Records read back are borrowed, valid until the driver is destroyed.
+ * - The wall clock starts at 0 and moves only with
+ *   ks_test_driver_advance_wall_clock(), so tests are deterministic.
+ */
+#ifndef KSTREAMS_TEST_DRIVER_H
+#define KSTREAMS_TEST_DRIVER_H
+
+#include <stdio.h>
+
+#include "kstreams/conf.h"
+#include "kstreams/error.h"
+#include "kstreams/topology.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ks_test_driver_s ks_test_driver_t;
+
+/** A record in a driver topic. */
+typedef struct ks_test_record_s {
+        const char *topic;
+        int32_t partition;
+        int64_t offset;
+        int64_t timestamp;
+        ks_bytes_t key;   /**< data NULL: null key */
+        ks_bytes_t value; /**< data NULL: tombstone */
+        const ks_header_t *headers;
+        size_t header_cnt;
+} ks_test_record_t;
+
+/**
+ * Returns a new driver; free with ks_test_driver_destroy(). Borrows
+ * @p topology, which must outlive the driver. Copies @p conf (may be NULL);
+ * application.id defaults to "test-driver".
+ * @returns NULL with @p errstr set on invalid configuration.
+ */
+KS_EXPORT ks_test_driver_t *ks_test_driver_new(const ks_topology_t *topology,
+                                               const ks_conf_t *conf,
+                                               char *errstr,
+                                               size_t errstr_size);
+KS_EXPORT void ks_test_driver_destroy(ks_test_driver_t *drv);
+
+/** Creates @p topic with @p partitions partitions. KS_ERR_STATE if it
+ *  exists with another count or tasks already read it. */
+KS_EXPORT ks_err_t ks_test_driver_create_topic(ks_test_driver_t *drv,
+                                               const char *topic,
+                                               int32_t partitions);
+/** The partition count of topics created on first use (default 1). */
+KS_EXPORT void ks_test_driver_set_default_partitions(ks_test_driver_t *drv,
+                                                     int32_t partitions);
+
+/**
+ * Appends a record to @p topic and processes everything it causes.
+ * @p partition -1 picks one from the key (murmur2, as Java's producer).
+ * A NULL @p key is a null key, a NULL @p value a tombstone. Copies all
+ * bytes and headers; the caller keeps ownership.
+ * @returns NULL, or the error of a handler set to "fail" (new object: free
+ *          with ks_error_destroy()); the driver can be used again after.
+ */
+KS_EXPORT ks_error_t *ks_test_driver_pipe(ks_test_driver_t *drv,
+                                          const char *topic, int32_t partition,
+                                          const void *key, size_t key_len,
+                                          const void *value, size_t value_len,
+                                          int64_t timestamp,
+                                          const ks_header_t *headers,
+                                          size_t header_cnt);
+/** ks_test_driver_pipe() for NUL-terminated strings (either may be NULL). */
+KS_EXPORT ks_error_t *ks_test_driver_pipe_str(ks_test_driver_t *drv,
+                                              const char *topic,
+                                              const char *key,
+                                              const char *value,
+                                              int64_t timestamp);
+
+/** Moves the wall clock forward and runs due wall-clock punctuators. */
+KS_EXPORT ks_error_t *ks_test_driver_advance_wall_clock(ks_test_driver_t *drv,
+                                                        int64_t ms);
+KS_EXPORT int64_t ks_test_driver_wall_clock(const ks_test_driver_t *drv);
+
+/**
+ * Reads the next unread record of @p topic, in the order they were
+ * written (across partitions). @returns false when none is left.
+ */
+KS_EXPORT bool ks_test_driver_read(ks_test_driver_t *drv, const char *topic,
+                                   ks_test_record_t *out);
+/** Unread records left in @p topic (0 for an unknown topic). */
+KS_EXPORT size_t ks_test_driver_remaining(const ks_test_driver_t *drv,
+                                          const char *topic);
+/** The topic's partition count, -1 if it does not exist. */
+KS_EXPORT int32_t ks_test_driver_partitions(const ks_test_driver_t *drv,
+                                            const char *topic);
+
+/**
+ * Sums a counter over all tasks: "records-consumed", "records-processed",
+ * "records-produced", "dropped-deserialization", "dropped-processing",
+ * "dropped-production", "dead-lettered", "punctuations", "tasks".
+ * @returns the sum, or UINT64_MAX for an unknown name.
+ */
+KS_EXPORT uint64_t ks_test_driver_metric(const ks_test_driver_t *drv,
+                                         const char *name);
+/** The stream time of task "<sub-topology>_<partition>", -1 if none. */
+KS_EXPORT int64_t ks_test_driver_stream_time(const ks_test_driver_t *drv,
+                                             int subtopology,
+                                             int32_t partition);
+
+/**
+ * Replays JSON lines in kcat's -J envelope
+ * ({"topic","partition","offset","ts","key","payload","headers"}), as
+ * `kcat -C -J` writes them, into the topology. A line's partition is kept
+ * (an error if the topic has fewer); without one the key decides. A line
+ * without "topic" goes to @p default_topic (may be NULL).
+ * @returns NULL, or the first error naming the line.
+ */
+KS_EXPORT ks_error_t *ks_test_driver_replay_jsonl(ks_test_driver_t *drv,
+                                                  FILE *in,
+                                                  const char *default_topic,
+                                                  size_t *records_out);
+/**
+ * Writes every record of @p topic (read or not), in write order, as kcat's
+ * -J envelope, one per line. Keys, values and header values must be UTF-8
+ * text (KS_ERR_SERDE otherwise).
+ */
+KS_EXPORT ks_err_t ks_test_driver_dump_jsonl(const ks_test_driver_t *drv,
+                                             const char *topic, FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,536 @@
+/* The test driver: in-memory partitioned topics feeding real tasks. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf_int.h"
+#include "driver_int.h"
+#include "kstreams/partitioner.h"
+
+drv_topic_t *ks__drv_topic(const ks_test_driver_t *drv, const char *name) {
+        for (int i = 0; i < drv->topic_cnt; i++)
+                if (!strcmp(drv->topics[i].name, name))
+                        return &drv->topics[i];
+        return NULL;
+}
+
+static drv_topic_t *topic_add(ks_test_driver_t *drv, const char *name,
+                              int32_t partitions) {
+        if (drv->topic_cnt == drv->topic_cap) {
+                int cap = drv->topic_cap ? drv->topic_cap * 2 : 16;
+                drv_topic_t *t = realloc(drv->topics, (size_t)cap * sizeof(*t));
+                if (!t)
+                        return NULL;
+                drv->topics    = t;
+                drv->topic_cap = cap;
+        }
+        drv_topic_t *t = &drv->topics[drv->topic_cnt];
+        memset(t, 0, sizeof(*t));
+        t->name        = strdup(name);
+        t->partitions  = partitions;
+        t->next_offset = calloc((size_t)partitions, sizeof(int64_t));
+        if (!t->name || !t->next_offset) {
+                free(t->name);
+                free(t->next_offset);
+                return NULL;
+        }
+        drv->topic_cnt++;
+        return t;
+}
+
+static drv_topic_t *topic_get(ks_test_driver_t *drv, const char *name) {
+        drv_topic_t *t = ks__drv_topic(drv, name);
+        return t ? t : topic_add(drv, name, drv->default_partitions);
+}
+
+/* Copies a record into one allocation: struct, headers, names, bytes. */
+static ks_test_record_t *record_new(const char *topic, int32_t partition,
+                                    int64_t offset, int64_t ts, ks_bytes_t key,
+                                    ks_bytes_t value,
+                                    const ks_header_t *headers,
+                                    size_t header_cnt) {
+        size_t size = sizeof(ks_test_record_t) +
+                      header_cnt * sizeof(ks_header_t) + key.len + value.len +
+                      2;
+        for (size_t i = 0; i < header_cnt; i++)
+                size += strlen(headers[i].name) + 1 + headers[i].value.len + 1;
+        ks_test_record_t *r = malloc(size);
+        if (!r)
+                return NULL;
+        ks_header_t *h = (ks_header_t *)(r + 1);
+        char *p        = (char *)(h + header_cnt);
+        r->topic       = topic;
+        r->partition   = partition;
+        r->offset      = offset;
+        r->timestamp   = ts;
+        r->headers     = h;
+        r->header_cnt  = header_cnt;
+        for (size_t i = 0; i < header_cnt; i++) {
+                size_t nl = strlen(headers[i].name);
+                memcpy(p, headers[i].name, nl + 1);
+                h[i].name = p;
+                p += nl + 1;
+                h[i].value.len  = headers[i].value.len;
+                h[i].value.data = NULL;
+                if (headers[i].value.data) {
+                        memcpy(p, headers[i].value.data, headers[i].value.len);
+                        p[headers[i].value.len] = '\0';
+                        h[i].value.data         = p;
+                }
+                p += headers[i].value.len + 1;
+        }
+        /* Keys and values are NUL-terminated too, for tests' convenience. */
+        r->key.len  = key.len;
+        r->key.data = NULL;
+        if (key.data) {
+                memcpy(p, key.data, key.len);
+                p[key.len]  = '\0';
+                r->key.data = p;
+        }
+        p += key.len + 1;
+        r->value.len  = value.len;
+        r->value.data = NULL;
+        if (value.data) {
+                memcpy(p, value.data, value.len);
+                p[value.len]  = '\0';
+                r->value.data = p;
+        }
+        return r;
+}
+
+static ks_task_t *task_for(ks_test_driver_t *drv, int sub, int32_t partition) {
+        for (int i = 0; i < drv->task_cnt; i++)
+                if (ks__task_subtopology(drv->tasks[i]) == sub &&
+                    ks__task_partition(drv->tasks[i]) == partition)
+                        return drv->tasks[i];
+        return NULL;
+}
+
+/* Appends to a topic and hands the record to the task reading it. */
+static ks_err_t append(ks_test_driver_t *drv, drv_topic_t *t,
+                       int32_t partition, ks_bytes_t key, ks_bytes_t value,
+                       int64_t ts, const ks_header_t *headers,
+                       size_t header_cnt, char *errstr, size_t errstr_size) {
+        if (partition < 0)
+                partition = ks_partition_for_key(key.data, key.len,
+                                                 t->partitions);
+        if (partition >= t->partitions) {
+                snprintf(errstr, errstr_size,
+                         "topic %s has %" PRId32 " partitions; partition %" PRId32
+                         " does not exist",
+                         t->name, t->partitions, partition);
+                return KS_ERR_INVALID_ARG;
+        }
+        if (t->cnt == t->cap) {
+                size_t cap = t->cap ? t->cap * 2 : 64;
+                ks_test_record_t **r = realloc(t->records, cap * sizeof(*r));
+                if (!r)
+                        goto err_oom;
+                t->records = r;
+                t->cap     = cap;
+        }
+        ks_test_record_t *r =
+                record_new(t->name, partition, t->next_offset[partition], ts,
+                           key, value, headers, header_cnt);
+        if (!r)
+                goto err_oom;
+        t->next_offset[partition]++;
+        t->records[t->cnt++] = r;
+        if (!drv->started)
+                return KS_OK;
+        ks_raw_record_t raw = {r->topic,  r->partition, r->offset,
+                               r->timestamp, r->key,    r->value,
+                               r->headers, r->header_cnt, NULL};
+        for (int s = 0; s < drv->topology->subtopology_cnt; s++) {
+                ks_task_t *task = task_for(drv, s, partition);
+                if (!task || !ks__task_reads(task, t->name))
+                        continue;
+                ks_err_t err = ks__task_enqueue(task, &raw);
+                if (err) {
+                        snprintf(errstr, errstr_size, "task %s: %s",
+                                 ks__task_id(task), ks_err2str(err));
+                        return err;
+                }
+        }
+        return KS_OK;
+
+err_oom:
+        snprintf(errstr, errstr_size, "topic %s: out of memory", t->name);
+        return KS_ERR_NOMEM;
+}
+
+static ks_err_t collector_send(void *opaque, const char *topic,
+                               int32_t partition, ks_bytes_t key,
+                               ks_bytes_t value, int64_t ts,
+                               const ks_header_t *headers, size_t header_cnt,
+                               char *errstr, size_t errstr_size) {
+        ks_test_driver_t *drv = opaque;
+        drv_topic_t *t        = topic_get(drv, topic);
+        if (!t) {
+                snprintf(errstr, errstr_size, "topic %s: out of memory",
+                         topic);
+                return KS_ERR_NOMEM;
+        }
+        return append(drv, t, partition, key, value, ts, headers, header_cnt,
+                      errstr, errstr_size);
+}
+
+static int32_t collector_partitions(void *opaque, const char *topic) {
+        drv_topic_t *t = topic_get(opaque, topic);
+        return t ? t->partitions : -1;
+}
+
+static int64_t collector_clock(void *opaque) {
+        return ((ks_test_driver_t *)opaque)->wall_clock;
+}
+
+ks_test_driver_t *ks_test_driver_new(const ks_topology_t *topology,
+                                     const ks_conf_t *conf, char *errstr,
+                                     size_t errstr_size) {
+        if (!topology) {
+                snprintf(errstr, errstr_size, "ks_test_driver_new: NULL "
+                                              "topology");
+                return NULL;
+        }
+        ks_test_driver_t *drv = calloc(1, sizeof(*drv));
+        if (!drv)
+                goto err_oom;
+        drv->topology           = topology;
+        drv->default_partitions = 1;
+        drv->conf = conf ? ks_conf_dup(conf) : ks_conf_new();
+        if (!drv->conf)
+                goto err_oom;
+        if (!*ks__conf_str(drv->conf, "application.id") &&
+            ks_conf_set(drv->conf, "application.id", "test-driver", errstr,
+                        errstr_size))
+                goto err_free;
+        drv->application_id            = ks__conf_str(drv->conf, "application.id");
+        drv->collector.send            = collector_send;
+        drv->collector.partition_count = collector_partitions;
+        drv->collector.wall_clock      = collector_clock;
+        drv->collector.opaque          = drv;
+        return drv;
+
+err_oom:
+        snprintf(errstr, errstr_size, "ks_test_driver_new: out of memory");
+err_free:
+        ks_test_driver_destroy(drv);
+        return NULL;
+}
+
+void ks_test_driver_destroy(ks_test_driver_t *drv) {
+        if (!drv)
+                return;
+        for (int i = 0; i < drv->task_cnt; i++)
+                ks__task_destroy(drv->tasks[i]);
+        free(drv->tasks);
+        free(drv->tasks_per_sub);
+        for (int i = 0; i < drv->topic_cnt; i++) {
+                drv_topic_t *t = &drv->topics[i];
+                for (size_t r = 0; r < t->cnt; r++)
+                        free(t->records[r]);
+                free(t->records);
+                free(t->next_offset);
+                free(t->name);
+        }
+        free(drv->topics);
+        ks_conf_destroy(drv->conf);
+        free(drv);
+}
+
+ks_err_t ks_test_driver_create_topic(ks_test_driver_t *drv, const char *topic,
+                                     int32_t partitions) {
+        if (!topic || partitions < 1)
+                return KS_ERR_INVALID_ARG;
+        drv_topic_t *t = ks__drv_topic(drv, topic);
+        if (t)
+                return t->partitions == partitions ? KS_OK : KS_ERR_STATE;
+        return topic_add(drv, topic, partitions) ? KS_OK : KS_ERR_NOMEM;
+}
+
+void ks_test_driver_set_default_partitions(ks_test_driver_t *drv,
+                                           int32_t partitions) {
+        if (partitions > 0)
+                drv->default_partitions = partitions;
+}
+
+/* The partition count of the topics a sub-topology reads, -1 while an
+ * upstream repartition topic is still unsized. */
+static int32_t sub_input_partitions(ks_test_driver_t *drv, int sub) {
+        const ks_topology_t *topo = drv->topology;
+        int32_t max               = 0;
+        for (int i = 0; i < topo->node_cnt; i++) {
+                const ks_node_t *n = topo->nodes[i];
+                if (n->subtopology != sub || n->kind != KS_NODE_SOURCE)
+                        continue;
+                if (n->has_regex) {
+                        for (int k = 0; k < drv->topic_cnt; k++)
+                                if (ks__source_reads(n, drv->application_id,
+                                                     drv->topics[k].name) &&
+                                    drv->topics[k].partitions > max)
+                                        max = drv->topics[k].partitions;
+                        continue;
+                }
+                for (int k = 0; k < n->topic_cnt; k++) {
+                        char name[512];
+                        drv_topic_t *t;
+                        if (n->internal) {
+                                ks__internal_topic_name(drv->application_id,
+                                                        n->topics[k], name,
+                                                        sizeof(name));
+                                t = ks__drv_topic(drv, name);
+                                if (!t)
+                                        return -1;
+                        } else {
+                                t = topic_get(drv, n->topics[k]);
+                                if (!t)
+                                        return -1;
+                        }
+                        if (t->partitions > max)
+                                max = t->partitions;
+                }
+        }
+        return max ? max : drv->default_partitions;
+}
+
+/* Sizes repartition topics as Kafka Streams does (the upstream
+ * sub-topology's input partition count unless given), then creates one task
+ * per (sub-topology, partition). */
+static ks_error_t *start(ks_test_driver_t *drv) {
+        const ks_topology_t *topo = drv->topology;
+        char errstr[512];
+        for (int round = 0; round <= topo->node_cnt; round++) {
+                bool pending = false;
+                for (int i = 0; i < topo->node_cnt; i++) {
+                        const ks_node_t *n = topo->nodes[i];
+                        if (n->kind != KS_NODE_SINK || !n->internal)
+                                continue;
+                        char name[512];
+                        ks__internal_topic_name(drv->application_id,
+                                                n->topics[0], name,
+                                                sizeof(name));
+                        if (ks__drv_topic(drv, name))
+                                continue;
+                        int32_t cnt = n->partitions > 0
+                                              ? n->partitions
+                                              : sub_input_partitions(
+                                                        drv, n->subtopology);
+                        if (cnt < 0) {
+                                pending = true;
+                                continue;
+                        }
+                        if (!topic_add(drv, name, cnt))
+                                return ks_error_new(KS_ERR_NOMEM,
+                                                    "out of memory");
+                }
+                if (!pending)
+                        break;
+        }
+        int subs          = topo->subtopology_cnt;
+        drv->tasks_per_sub = calloc((size_t)subs, sizeof(int));
+        if (!drv->tasks_per_sub)
+                return ks_error_new(KS_ERR_NOMEM, "out of memory");
+        for (int s = 0; s < subs; s++) {
+                int32_t cnt = sub_input_partitions(drv, s);
+                if (cnt < 0)
+                        return ks_error_new(KS_ERR_TOPOLOGY,
+                                            "sub-topology %d: a repartition "
+                                            "topic it reads has no size (a "
+                                            "cycle of repartitions?)",
+                                            s);
+                drv->tasks_per_sub[s] = cnt;
+                for (int32_t p = 0; p < cnt; p++) {
+                        ks_task_t **nt = realloc(drv->tasks,
+                                                 (size_t)(drv->task_cnt + 1) *
+                                                         sizeof(*nt));
+                        if (!nt)
+                                return ks_error_new(KS_ERR_NOMEM,
+                                                    "out of memory");
+                        drv->tasks = nt;
+                        ks_task_t *task = ks__task_new(topo, s, p, drv->conf,
+                                                       &drv->collector, errstr,
+                                                       sizeof(errstr));
+                        if (!task)
+                                return ks_error_new(KS_ERR_INVALID_ARG, "%s",
+                                                    errstr);
+                        drv->tasks[drv->task_cnt++] = task;
+                        ks_error_t *err             = ks__task_init(task);
+                        if (err)
+                                return err;
+                }
+        }
+        drv->started = true;
+        /* Records piped into topics before the start are not lost. */
+        for (int i = 0; i < drv->topic_cnt; i++) {
+                drv_topic_t *t = &drv->topics[i];
+                for (size_t r = 0; r < t->cnt; r++) {
+                        ks_test_record_t *rec = t->records[r];
+                        ks_raw_record_t raw   = {
+                                rec->topic, rec->partition,  rec->offset,
+                                rec->timestamp, rec->key,    rec->value,
+                                rec->headers, rec->header_cnt, NULL};
+                        for (int k = 0; k < drv->task_cnt; k++)
+                                if (ks__task_partition(drv->tasks[k]) ==
+                                            rec->partition &&
+                                    ks__task_reads(drv->tasks[k], t->name))
+                                        ks__task_enqueue(drv->tasks[k], &raw);
+                }
+        }
+        return NULL;
+}
+
+static ks_error_t *ensure_started(ks_test_driver_t *drv) {
+        return drv->started ? NULL : start(drv);
+}
+
+/* Processes until no task has anything buffered, or a handler fails. */
+static ks_error_t *run_until_idle(ks_test_driver_t *drv) {
+        bool busy = true;
+        while (busy) {
+                busy = false;
+                for (int i = 0; i < drv->task_cnt; i++) {
+                        ks_error_t *err = NULL;
+                        int r = ks__task_process_one(drv->tasks[i], &err);
+                        if (r < 0)
+                                return err;
+                        if (r > 0)
+                                busy = true;
+                }
+        }
+        return NULL;
+}
+
+ks_error_t *ks_test_driver_pipe(ks_test_driver_t *drv, const char *topic,
+                                int32_t partition, const void *key,
+                                size_t key_len, const void *value,
+                                size_t value_len, int64_t timestamp,
+                                const ks_header_t *headers,
+                                size_t header_cnt) {
+        char errstr[512];
+        if (!topic)
+                return ks_error_new(KS_ERR_INVALID_ARG, "pipe: NULL topic");
+        ks_error_t *err = ensure_started(drv);
+        if (err)
+                return err;
+        drv_topic_t *t = topic_get(drv, topic);
+        if (!t)
+                return ks_error_new(KS_ERR_NOMEM, "out of memory");
+        for (int s = 0; s < drv->topology->subtopology_cnt; s++) {
+                ks_task_t *task = task_for(drv, s, 0);
+                if (task && ks__task_reads(task, topic) &&
+                    t->partitions > drv->tasks_per_sub[s])
+                        return ks_error_new(
+                                KS_ERR_STATE,
+                                "topic %s has %" PRId32
+                                " partitions but sub-topology %d was "
+                                "started with %d tasks: create it before the "
+                                "first pipe",
+                                topic, t->partitions, s,
+                                drv->tasks_per_sub[s]);
+        }
+        ks_bytes_t k = {key, key ? key_len : 0};
+        ks_bytes_t v = {value, value ? value_len : 0};
+        if (key && !key_len)
+                k.data = "";
+        ks_err_t e = append(drv, t, partition, k, v, timestamp, headers,
+                            header_cnt, errstr, sizeof(errstr));
+        if (e)
+                return ks_error_new(e, "pipe: %s", errstr);
+        return run_until_idle(drv);
+}
+
+ks_error_t *ks_test_driver_pipe_str(ks_test_driver_t *drv, const char *topic,
+                                    const char *key, const char *value,
+                                    int64_t timestamp) {
+        return ks_test_driver_pipe(drv, topic, -1, key, key ? strlen(key) : 0,
+                                   value, value ? strlen(value) : 0,
+                                   timestamp, NULL, 0);
+}
+
+ks_error_t *ks_test_driver_advance_wall_clock(ks_test_driver_t *drv,
+                                              int64_t ms) {
+        if (ms < 0)
+                return ks_error_new(KS_ERR_INVALID_ARG,
+                                    "advance_wall_clock: negative step");
+        ks_error_t *err = ensure_started(drv);
+        if (err)
+                return err;
+        drv->wall_clock += ms;
+        for (int i = 0; i < drv->task_cnt; i++) {
+                err = ks__task_punctuate_wall(drv->tasks[i], drv->wall_clock);
+                if (err)
+                        return err;
+                err = run_until_idle(drv);
+                if (err)
+                        return err;
+        }
+        return NULL;
+}
+
+int64_t ks_test_driver_wall_clock(const ks_test_driver_t *drv) {
+        return drv->wall_clock;
+}
+
+bool ks_test_driver_read(ks_test_driver_t *drv, const char *topic,
+                         ks_test_record_t *out) {
+        drv_topic_t *t = ks__drv_topic(drv, topic);
+        if (!t || t->read_pos >= t->cnt)
+                return false;
+        *out = *t->records[t->read_pos++];
+        return true;
+}
+
+size_t ks_test_driver_remaining(const ks_test_driver_t *drv,
+                                const char *topic) {
+        const drv_topic_t *t = ks__drv_topic(drv, topic);
+        return t ? t->cnt - t->read_pos : 0;
+}
+
+int32_t ks_test_driver_partitions(const ks_test_driver_t *drv,
+                                  const char *topic) {
+        const drv_topic_t *t = ks__drv_topic(drv, topic);
+        return t ? t->partitions : -1;
+}
+
+uint64_t ks_test_driver_metric(const ks_test_driver_t *drv, const char *name) {
+        static const struct {
+                const char *name;
+                size_t offset;
+        } metrics[] = {
+                {"records-consumed",
+                 offsetof(ks_task_metrics_t, records_consumed)},
+                {"records-processed",
+                 offsetof(ks_task_metrics_t, records_processed)},
+                {"records-produced",
+                 offsetof(ks_task_metrics_t, records_produced)},
+                {"dropped-deserialization",
+                 offsetof(ks_task_metrics_t, dropped_deserialization)},
+                {"dropped-processing",
+                 offsetof(ks_task_metrics_t, dropped_processing)},
+                {"dropped-production",
+                 offsetof(ks_task_metrics_t, dropped_production)},
+                {"dead-lettered", offsetof(ks_task_metrics_t, dead_lettered)},
+                {"punctuations", offsetof(ks_task_metrics_t, punctuations)},
+        };
+        if (!strcmp(name, "tasks"))
+                return (uint64_t)drv->task_cnt;
+        for (size_t m = 0; m < sizeof(metrics) / sizeof(metrics[0]); m++) {
+                if (strcmp(metrics[m].name, name))
+                        continue;
+                uint64_t sum = 0;
+                for (int i = 0; i < drv->task_cnt; i++) {
+                        const char *base =
+                                (const char *)ks__task_metrics(drv->tasks[i]);
+                        sum += *(const uint64_t *)(base + metrics[m].offset);
+                }
+                return sum;
+        }
+        return UINT64_MAX;
+}
+
+int64_t ks_test_driver_stream_time(const ks_test_driver_t *drv,
+                                   int subtopology, int32_t partition) {
+        ks_task_t *task = task_for((ks_test_driver_t *)drv, subtopology,
+                                   partition);
+        return task ? ks__task_stream_time(task) : -1;
+}

@@ -1,0 +1,34 @@
+/* Test driver internals shared by driver.c and replay.c. */
+#ifndef KS_DRIVER_INT_H
+#define KS_DRIVER_INT_H
+
+#include "kstreams/test_driver.h"
+#include "task_int.h"
+
+typedef struct drv_topic_s {
+        char *name;
+        int32_t partitions;
+        int64_t *next_offset; /* per partition */
+        ks_test_record_t **records;
+        size_t cnt, cap;
+        size_t read_pos;
+} drv_topic_t;
+
+struct ks_test_driver_s {
+        const ks_topology_t *topology;
+        ks_conf_t *conf;
+        const char *application_id;
+        drv_topic_t *topics;
+        int topic_cnt, topic_cap;
+        int32_t default_partitions;
+        ks_task_t **tasks;
+        int task_cnt;
+        int *tasks_per_sub; /* partition count of each sub-topology */
+        bool started;
+        int64_t wall_clock;
+        ks_collector_t collector;
+};
+
+drv_topic_t *ks__drv_topic(const ks_test_driver_t *drv, const char *name);
+
+#endif

@@ -1,0 +1,26 @@
+/* Shared scaffolding for the Check test programs: each test file defines
+ * ks_test_suite() and this file's main() runs it, every test in its own
+ * process (CK_FORK) with Check's timeout. */
+#ifndef KS_CHECK_H
+#define KS_CHECK_H
+
+#include <check.h>
+
+/** Each test program defines this. */
+Suite *ks_test_suite(void);
+
+/**
+ * Looks up a service address for system tests: the environment variable
+ * @p name (KS_BOOTSTRAP, KS_PG_DSN) if set, else the line NAME=value in the
+ * file named by KS_SERVICES_FILE (written by infra/services.sh up).
+ * @returns a static string, or NULL when the service is not available.
+ */
+const char *ks_test_service(const char *name);
+
+/**
+ * As ks_test_service(), but a missing service is a failed test when
+ * CI=true, and a skipped one (returns NULL, message printed) otherwise.
+ */
+const char *ks_test_require_service(const char *name);
+
+#endif
