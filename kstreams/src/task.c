@@ -14,7 +14,29 @@ int64_t ks__task_wall_clock(const ks_task_t *task) {
         return c->wall_clock ? c->wall_clock(c->opaque) : ks_now_ms();
 }
 
+ks_err_t ks__conf_check_handlers(const ks_conf_t *conf, char *errstr,
+                                 size_t errstr_size) {
+        static const char *const names[] = {
+                "default.deserialization.exception.handler",
+                "default.processing.exception.handler",
+                "default.production.exception.handler"};
+        if (*ks__conf_str(conf, "errors.dead.letter.queue.topic.name"))
+                return KS_OK;
+        for (int i = 0; i < 3; i++)
+                if (ks__conf_handler(conf, names[i]) ==
+                    KS_HANDLER_DEAD_LETTER) {
+                        snprintf(errstr, errstr_size,
+                                 "%s is dead-letter but "
+                                 "errors.dead.letter.queue.topic.name is not "
+                                 "set",
+                                 names[i]);
+                        return KS_ERR_INVALID_ARG;
+                }
+        return KS_OK;
+}
+
 static ks_error_t *check_handlers(ks_task_t *task) {
+        char errstr[256];
         task->deser_handler = ks__conf_handler(
                 task->conf, "default.deserialization.exception.handler");
         task->proc_handler = ks__conf_handler(
@@ -23,14 +45,8 @@ static ks_error_t *check_handlers(ks_task_t *task) {
                 task->conf, "default.production.exception.handler");
         task->dlq_topic =
                 ks__conf_str(task->conf, "errors.dead.letter.queue.topic.name");
-        if (!*task->dlq_topic && (task->deser_handler == KS_HANDLER_DEAD_LETTER ||
-                                  task->proc_handler == KS_HANDLER_DEAD_LETTER ||
-                                  task->prod_handler == KS_HANDLER_DEAD_LETTER))
-                return ks_error_new(KS_ERR_INVALID_ARG,
-                                    "a dead-letter error handler is "
-                                    "configured but "
-                                    "errors.dead.letter.queue.topic.name is "
-                                    "not set");
+        if (ks__conf_check_handlers(task->conf, errstr, sizeof(errstr)))
+                return ks_error_new(KS_ERR_INVALID_ARG, "%s", errstr);
         return NULL;
 }
 

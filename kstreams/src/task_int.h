@@ -59,6 +59,10 @@ KS_EXPORT ks_task_t *ks__task_new(const ks_topology_t *topology,
                                   const ks_conf_t *conf,
                                   const ks_collector_t *collector,
                                   char *errstr, size_t errstr_size);
+/** Checks the error-handler settings (a dead-letter handler needs a
+ *  topic). @returns KS_OK or KS_ERR_INVALID_ARG with @p errstr. */
+KS_EXPORT ks_err_t ks__conf_check_handlers(const ks_conf_t *conf,
+                                           char *errstr, size_t errstr_size);
 /** Runs every processor's init(). */
 KS_EXPORT ks_error_t *ks__task_init(ks_task_t *task);
 /** Runs every processor's close(); releases buffered records. */

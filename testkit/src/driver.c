@@ -204,6 +204,8 @@ ks_test_driver_t *ks_test_driver_new(const ks_topology_t *topology,
             ks_conf_set(drv->conf, "application.id", "test-driver", errstr,
                         errstr_size))
                 goto err_free;
+        if (ks__conf_check_handlers(drv->conf, errstr, errstr_size))
+                goto err_free;
         drv->application_id            = ks__conf_str(drv->conf, "application.id");
         drv->collector.send            = collector_send;
         drv->collector.partition_count = collector_partitions;
