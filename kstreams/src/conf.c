@@ -63,6 +63,14 @@ static const prop_t props[] = {
          "key and value bytes, with headers naming the error, source topic, "
          "partition, offset and processor. Required by the dead-letter "
          "handlers."},
+        {"startup.timeout.ms", PROP_INT, "30000", 100, 3600000, NULL,
+         "How long ks_streams_start() waits for the brokers to answer before "
+         "it fails with an error naming them."},
+        {"replication.factor", PROP_INT, "-1", -1, 32767, NULL,
+         "Replication factor of the internal topics the application creates "
+         "(-1: the broker's default.replication.factor)."},
+        {"consume.batch.size", PROP_INT, "1000", 1, 1000000, NULL,
+         "Records a stream thread takes from its consumer per poll."},
         {"log.rate.limit.ms", PROP_INT, "1000", 0, 3600000, NULL,
          "Dropped or failed records are counted always, logged at most once "
          "per this interval per reason."},

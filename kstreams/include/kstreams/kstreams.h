@@ -12,6 +12,7 @@
 #include "partitioner.h"
 #include "processor.h"
 #include "serde.h"
+#include "streams.h"
 #include "timestamp.h"
 #include "topology.h"
 

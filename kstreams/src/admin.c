@@ -1,0 +1,335 @@
+/* Start-up checks against the cluster: brokers reachable, source topics
+ * present, co-partitioning, and the internal (repartition) topics. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf_int.h"
+#include "log_int.h"
+#include "streams_int.h"
+
+typedef struct topic_count_s {
+        char *name;
+        int32_t partitions;
+} topic_count_t;
+
+typedef struct plan_s {
+        topic_count_t *topics; /* what the cluster has, plus planned ones */
+        int cnt, cap;
+} plan_t;
+
+static void plan_free(plan_t *p) {
+        for (int i = 0; i < p->cnt; i++)
+                free(p->topics[i].name);
+        free(p->topics);
+}
+
+static int32_t plan_get(const plan_t *p, const char *name) {
+        for (int i = 0; i < p->cnt; i++)
+                if (!strcmp(p->topics[i].name, name))
+                        return p->topics[i].partitions;
+        return -1;
+}
+
+static bool plan_put(plan_t *p, const char *name, int32_t partitions) {
+        if (p->cnt == p->cap) {
+                int cap = p->cap ? p->cap * 2 : 64;
+                topic_count_t *t = realloc(p->topics, (size_t)cap * sizeof(*t));
+                if (!t)
+                        return false;
+                p->topics = t;
+                p->cap    = cap;
+        }
+        p->topics[p->cnt].name = strdup(name);
+        if (!p->topics[p->cnt].name)
+                return false;
+        p->topics[p->cnt++].partitions = partitions;
+        return true;
+}
+
+static ks_error_t *read_metadata(rd_kafka_t *rk, int timeout_ms,
+                                 const char *bootstrap, plan_t *plan) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md,
+                                                    timeout_ms);
+        if (err)
+                return ks_error_set_retriable(
+                        ks_error_new(KS_ERR_KAFKA,
+                                     "cannot reach the Kafka brokers at %s "
+                                     "within %d ms (startup.timeout.ms): %s",
+                                     bootstrap, timeout_ms,
+                                     rd_kafka_err2str(err)),
+                        true);
+        for (int i = 0; i < md->topic_cnt; i++) {
+                if (md->topics[i].err)
+                        continue;
+                if (!plan_put(plan, md->topics[i].topic,
+                              md->topics[i].partition_cnt)) {
+                        rd_kafka_metadata_destroy(md);
+                        return ks_error_new(KS_ERR_NOMEM, "out of memory");
+                }
+        }
+        rd_kafka_metadata_destroy(md);
+        return NULL;
+}
+
+/* The input partition count of sub-topology @p sub, checking that its
+ * inputs are co-partitioned: with librdkafka's range assignor a task is
+ * whole only if partition N of every input lands on one member, which
+ * needs equal partition counts. -1: an input is not sized yet. */
+static ks_error_t *sub_partitions(ks_streams_t *s, const plan_t *plan,
+                                  int sub, int32_t *out) {
+        const ks_topology_t *t = s->topology;
+        char first[256]         = "";
+        int32_t count           = 0;
+        *out                    = -1;
+        for (int i = 0; i < t->node_cnt; i++) {
+                const ks_node_t *n = t->nodes[i];
+                if (n->subtopology != sub || n->kind != KS_NODE_SOURCE)
+                        continue;
+                for (int k = 0; k < plan->cnt; k++) {
+                        const char *topic = plan->topics[k].name;
+                        if (!ks__source_reads(n, s->application_id, topic))
+                                continue;
+                        int32_t c = plan->topics[k].partitions;
+                        if (!count) {
+                                count = c;
+                                snprintf(first, sizeof(first), "%s", topic);
+                        } else if (c != count) {
+                                return ks_error_new(
+                                        KS_ERR_TOPOLOGY,
+                                        "sub-topology %d reads topics that "
+                                        "are not co-partitioned: %s has %" PRId32
+                                        " partitions, %s has %" PRId32
+                                        "; give them the same partition count",
+                                        sub, first, count, topic, c);
+                        }
+                }
+                if (n->internal) {
+                        char name[512];
+                        ks__internal_topic_name(s->application_id,
+                                                n->topics[0], name,
+                                                sizeof(name));
+                        if (plan_get(plan, name) < 0)
+                                return NULL; /* not sized yet */
+                }
+        }
+        *out = count;
+        return NULL;
+}
+
+static ks_error_t *check_sources(ks_streams_t *s, const plan_t *plan) {
+        const ks_topology_t *t = s->topology;
+        char missing[1024]      = "";
+        for (int i = 0; i < t->node_cnt; i++) {
+                const ks_node_t *n = t->nodes[i];
+                if (n->kind != KS_NODE_SOURCE || n->internal || n->has_regex)
+                        continue;
+                for (int k = 0; k < n->topic_cnt; k++)
+                        if (plan_get(plan, n->topics[k]) < 0) {
+                                size_t len = strlen(missing);
+                                snprintf(missing + len, sizeof(missing) - len,
+                                         "%s%s", len ? ", " : "",
+                                         n->topics[k]);
+                        }
+        }
+        if (missing[0])
+                return ks_error_new(KS_ERR_NOT_FOUND,
+                                    "source topics missing: %s (kstreams "
+                                    "does not create source topics: create "
+                                    "them first)",
+                                    missing);
+        return NULL;
+}
+
+static ks_error_t *create_topics(rd_kafka_t *rk, rd_kafka_NewTopic_t **nt,
+                                 size_t cnt, int timeout_ms) {
+        rd_kafka_queue_t *q           = rd_kafka_queue_new(rk);
+        rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(
+                rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+        char errstr[256];
+        ks_error_t *err = NULL;
+        rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, errstr,
+                                                    sizeof(errstr));
+        rd_kafka_CreateTopics(rk, nt, cnt, opts, q);
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 5000);
+        if (!ev) {
+                err = ks_error_new(KS_ERR_TIMED_OUT,
+                                   "creating internal topics timed out");
+                goto out;
+        }
+        if (rd_kafka_event_error(ev)) {
+                err = ks_error_new(KS_ERR_KAFKA,
+                                   "creating internal topics: %s",
+                                   rd_kafka_event_error_string(ev));
+                goto out_ev;
+        }
+        size_t n;
+        const rd_kafka_topic_result_t **res = rd_kafka_CreateTopics_result_topics(
+                rd_kafka_event_CreateTopics_result(ev), &n);
+        for (size_t i = 0; i < n && !err; i++) {
+                rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
+                if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+                        err = ks_error_new(KS_ERR_KAFKA,
+                                           "creating internal topic %s: %s",
+                                           rd_kafka_topic_result_name(res[i]),
+                                           rd_kafka_topic_result_error_string(
+                                                   res[i]));
+        }
+out_ev:
+        rd_kafka_event_destroy(ev);
+out:
+        rd_kafka_AdminOptions_destroy(opts);
+        rd_kafka_queue_destroy(q);
+        return err;
+}
+
+/* Sizes and creates the repartition topics, as Kafka Streams does: the
+ * upstream sub-topology's input partition count unless one was given. */
+static ks_error_t *plan_internal(ks_streams_t *s, rd_kafka_t *rk,
+                                 plan_t *plan, int timeout_ms) {
+        const ks_topology_t *t = s->topology;
+        rd_kafka_NewTopic_t *nt[256];
+        size_t nt_cnt    = 0;
+        ks_error_t *err  = NULL;
+        int rf           = (int)ks__conf_int(s->conf, "replication.factor");
+        for (int round = 0; round <= t->node_cnt && !err; round++) {
+                bool pending = false;
+                for (int i = 0; i < t->node_cnt && !err; i++) {
+                        const ks_node_t *n = t->nodes[i];
+                        if (n->kind != KS_NODE_SINK || !n->internal)
+                                continue;
+                        char name[512], errstr[256];
+                        ks__internal_topic_name(s->application_id,
+                                                n->topics[0], name,
+                                                sizeof(name));
+                        int32_t want = n->partitions;
+                        if (want <= 0) {
+                                err = sub_partitions(s, plan, n->subtopology,
+                                                     &want);
+                                if (err || want < 0) {
+                                        pending = !err;
+                                        continue;
+                                }
+                        }
+                        int32_t have = plan_get(plan, name);
+                        if (have >= 0) {
+                                if (have != want)
+                                        err = ks_error_new(
+                                                KS_ERR_TOPOLOGY,
+                                                "internal topic %s has %" PRId32
+                                                " partitions but the topology "
+                                                "needs %" PRId32
+                                                "; delete it (or reset the "
+                                                "application) to recreate it",
+                                                name, have, want);
+                                continue;
+                        }
+                        if (nt_cnt == 256) {
+                                err = ks_error_new(KS_ERR_TOPOLOGY,
+                                                   "more than 256 internal "
+                                                   "topics");
+                                continue;
+                        }
+                        nt[nt_cnt] = rd_kafka_NewTopic_new(name, want, rf,
+                                                           errstr,
+                                                           sizeof(errstr));
+                        if (!nt[nt_cnt]) {
+                                err = ks_error_new(KS_ERR_KAFKA, "%s: %s",
+                                                   name, errstr);
+                                continue;
+                        }
+                        /* Repartition records are consumed once: keep
+                         * them a day at most (Kafka Streams purges them). */
+                        rd_kafka_NewTopic_set_config(nt[nt_cnt], "retention.ms",
+                                                     "86400000");
+                        nt_cnt++;
+                        if (!plan_put(plan, name, want))
+                                err = ks_error_new(KS_ERR_NOMEM,
+                                                   "out of memory");
+                        ks__log(KS_LOG_INFO,
+                                "creating internal topic %s with %" PRId32
+                                " partitions",
+                                name, want);
+                }
+                if (!pending)
+                        break;
+        }
+        if (!err && nt_cnt)
+                err = create_topics(rk, nt, nt_cnt, timeout_ms);
+        for (size_t i = 0; i < nt_cnt; i++)
+                rd_kafka_NewTopic_destroy(nt[i]);
+        return err;
+}
+
+static ks_error_t *build_subscription(ks_streams_t *s) {
+        const ks_topology_t *t = s->topology;
+        int max                = 0;
+        for (int i = 0; i < t->node_cnt; i++)
+                if (t->nodes[i]->kind == KS_NODE_SOURCE)
+                        max += t->nodes[i]->topic_cnt + 1;
+        s->subscription = calloc((size_t)max, sizeof(char *));
+        if (!s->subscription)
+                return ks_error_new(KS_ERR_NOMEM, "out of memory");
+        for (int i = 0; i < t->node_cnt; i++) {
+                const ks_node_t *n = t->nodes[i];
+                if (n->kind != KS_NODE_SOURCE)
+                        continue;
+                char name[600];
+                if (n->has_regex) {
+                        /* librdkafka subscribes to a regex when the name
+                         * starts with ^; anchored as Java's matches(). */
+                        snprintf(name, sizeof(name), "^(%s)$", n->pattern);
+                        s->subscription[s->subscription_cnt++] = strdup(name);
+                }
+                for (int k = 0; k < n->topic_cnt; k++) {
+                        if (n->internal)
+                                ks__internal_topic_name(s->application_id,
+                                                        n->topics[k], name,
+                                                        sizeof(name));
+                        else
+                                snprintf(name, sizeof(name), "%s",
+                                         n->topics[k]);
+                        s->subscription[s->subscription_cnt++] = strdup(name);
+                }
+        }
+        for (int i = 0; i < s->subscription_cnt; i++)
+                if (!s->subscription[i])
+                        return ks_error_new(KS_ERR_NOMEM, "out of memory");
+        return NULL;
+}
+
+ks_error_t *ks__streams_prepare_topics(ks_streams_t *s) {
+        char errstr[512], bootstrap[512] = "(unset)";
+        rd_kafka_conf_t *rdconf = rd_kafka_conf_new();
+        ks_error_t *err = ks__rdkafka_conf(s->conf, KS_CONF_SIDE_ADMIN, rdconf);
+        if (err) {
+                rd_kafka_conf_destroy(rdconf);
+                return err;
+        }
+        size_t blen = sizeof(bootstrap);
+        rd_kafka_conf_get(rdconf, "bootstrap.servers", bootstrap, &blen);
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, rdconf, errstr,
+                                      sizeof(errstr));
+        if (!rk) {
+                rd_kafka_conf_destroy(rdconf);
+                return ks_error_new(KS_ERR_KAFKA, "admin client: %s", errstr);
+        }
+        int timeout = (int)ks__conf_int(s->conf, "startup.timeout.ms");
+        plan_t plan = {0};
+        err         = read_metadata(rk, timeout, bootstrap, &plan);
+        if (!err)
+                err = check_sources(s, &plan);
+        if (!err)
+                err = plan_internal(s, rk, &plan, timeout);
+        for (int sub = 0; !err && sub < s->topology->subtopology_cnt; sub++) {
+                int32_t cnt;
+                err = sub_partitions(s, &plan, sub, &cnt);
+        }
+        if (!err)
+                err = build_subscription(s);
+        plan_free(&plan);
+        rd_kafka_destroy(rk);
+        return err;
+}

@@ -1,0 +1,708 @@
+/* A stream thread: one consumer (a member of the application's group) and
+ * one producer; it creates tasks for the partitions it is assigned, feeds
+ * them, and commits at-least-once. @locality stream thread */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf_int.h"
+#include "log_int.h"
+#include "streams_int.h"
+
+/* A consumed record that has headers travels with them in one block; the
+ * handle's low bit tells a block from a bare rd_kafka_message_t. */
+typedef struct msg_block_s {
+        rd_kafka_message_t *msg;
+        ks_header_t headers[];
+} msg_block_t;
+
+typedef struct assigned_s {
+        char *topic;
+        int32_t partition;
+        int64_t next_offset; /* to commit; -1: nothing processed yet */
+        int64_t committed;
+        bool paused;
+        ks_task_t *task;
+} assigned_t;
+
+struct ks_stream_thread_s {
+        ks_streams_t *s;
+        int index;
+        pthread_t tid;
+        bool started, joined;
+        rd_kafka_t *consumer, *producer;
+        rd_kafka_queue_t *queue;
+        ks_task_t **tasks;
+        int task_cnt;
+        assigned_t *assigned;
+        int assigned_cnt;
+        atomic_bool has_assignment;
+        ks_collector_t collector;
+        rd_kafka_message_t **batch;
+        int batch_size;
+        int64_t commit_interval, last_commit;
+        int64_t poll_ms;
+        size_t max_buffered;
+        ks_handler_t prod_handler;
+        const char *dlq_topic;
+        ks_error_t *fatal; /* a delivery failed under the "fail" handler */
+        ks_rate_limit_t rl_consume, rl_delivery, rl_commit;
+        ks_streams_metrics_t own;    /* commits, rebalances, ... */
+        ks_streams_metrics_t closed; /* of tasks already closed */
+        uint64_t delivery_failed;
+        pthread_mutex_t mlock;
+        ks_streams_metrics_t published;
+};
+
+static assigned_t *find_assigned(ks_stream_thread_t *t, const char *topic,
+                                 int32_t partition) {
+        for (int i = 0; i < t->assigned_cnt; i++)
+                if (t->assigned[i].partition == partition &&
+                    !strcmp(t->assigned[i].topic, topic))
+                        return &t->assigned[i];
+        return NULL;
+}
+
+/* ---- the collector: the producer side of the tasks ------------------------ */
+
+static ks_err_t collector_send(void *opaque, const char *topic,
+                               int32_t partition, ks_bytes_t key,
+                               ks_bytes_t value, int64_t ts,
+                               const ks_header_t *headers, size_t header_cnt,
+                               char *errstr, size_t errstr_size) {
+        ks_stream_thread_t *t = opaque;
+        for (;;) {
+                rd_kafka_headers_t *h = NULL;
+                if (header_cnt) {
+                        h = rd_kafka_headers_new(header_cnt);
+                        for (size_t i = 0; i < header_cnt; i++)
+                                rd_kafka_header_add(h, headers[i].name, -1,
+                                                    headers[i].value.data,
+                                                    (ssize_t)headers[i]
+                                                            .value.len);
+                }
+                rd_kafka_resp_err_t err = rd_kafka_producev(
+                        t->producer, RD_KAFKA_V_TOPIC(topic),
+                        RD_KAFKA_V_PARTITION(partition < 0
+                                                     ? RD_KAFKA_PARTITION_UA
+                                                     : partition),
+                        RD_KAFKA_V_KEY(key.data, key.len),
+                        RD_KAFKA_V_VALUE((void *)value.data, value.len),
+                        RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_HEADERS(h),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                        RD_KAFKA_V_END);
+                if (!err)
+                        return KS_OK;
+                rd_kafka_headers_destroy(h); /* not taken on failure */
+                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                        snprintf(errstr, errstr_size, "produce to %s: %s",
+                                 topic, rd_kafka_err2str(err));
+                        return KS_ERR_KAFKA;
+                }
+                /* The producer queue is full: let deliveries drain. */
+                rd_kafka_poll(t->producer, 100);
+        }
+}
+
+static int32_t collector_partitions(void *opaque, const char *topic) {
+        (void)opaque, (void)topic;
+        /* Unknown: the producer's murmur2_random partitioner places keys
+         * exactly as ks_partition_for_key() would. */
+        return -1;
+}
+
+static void collector_release(void *opaque, void *handle) {
+        ks_stream_thread_t *t   = opaque;
+        rd_kafka_message_t *msg = handle;
+        msg_block_t *block      = NULL;
+        if ((uintptr_t)handle & 1) {
+                block = (msg_block_t *)((uintptr_t)handle & ~(uintptr_t)1);
+                msg   = block->msg;
+        }
+        /* Records leave a partition's queue in offset order, processed or
+         * handled, so the next offset to commit follows the last release. */
+        assigned_t *a = find_assigned(t, rd_kafka_topic_name(msg->rkt),
+                                      msg->partition);
+        if (a)
+                a->next_offset = msg->offset + 1;
+        rd_kafka_message_destroy(msg);
+        free(block);
+}
+
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                      void *opaque) {
+        ks_stream_thread_t *t = opaque;
+        (void)rk;
+        if (!m->err)
+                return;
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        t->delivery_failed++;
+        if (t->prod_handler == KS_HANDLER_FAIL) {
+                if (!t->fatal)
+                        t->fatal = ks_error_new(
+                                KS_ERR_KAFKA,
+                                "delivery to %s failed: %s (handler: fail)",
+                                topic, rd_kafka_err2str(m->err));
+                return;
+        }
+        ks__log_limited(&t->rl_delivery,
+                        ks__conf_int(t->s->conf, "log.rate.limit.ms"),
+                        KS_LOG_WARNING, "delivery to %s failed: %s; record %s",
+                        topic, rd_kafka_err2str(m->err),
+                        t->prod_handler == KS_HANDLER_DEAD_LETTER
+                                ? "sent to the dead-letter topic"
+                                : "dropped");
+        if (t->prod_handler == KS_HANDLER_DEAD_LETTER &&
+            strcmp(topic, t->dlq_topic)) {
+                rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+                const char *msg       = rd_kafka_err2str(m->err);
+                rd_kafka_header_add(h, "__streams.errors.message", -1, msg, -1);
+                rd_kafka_header_add(h, "__streams.errors.topic", -1, topic, -1);
+                if (rd_kafka_producev(t->producer,
+                                      RD_KAFKA_V_TOPIC(t->dlq_topic),
+                                      RD_KAFKA_V_KEY(m->key, m->key_len),
+                                      RD_KAFKA_V_VALUE(m->payload, m->len),
+                                      RD_KAFKA_V_HEADERS(h),
+                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                      RD_KAFKA_V_END))
+                        rd_kafka_headers_destroy(h);
+                else
+                        t->own.dead_lettered++;
+        }
+}
+
+/* ---- commit ----------------------------------------------------------------- */
+
+/* At-least-once: wait until everything produced for the processed records
+ * is acknowledged, then commit their offsets. @returns false if that could
+ * not be done now (it is tried again at the next interval). */
+static bool commit(ks_stream_thread_t *t) {
+        int64_t t0 = ks_now_ms();
+        t->last_commit = t0;
+        rd_kafka_resp_err_t err = rd_kafka_flush(t->producer, 30000);
+        if (err) {
+                ks__log_limited(&t->rl_commit, 10000, KS_LOG_WARNING,
+                                "thread %d: commit postponed: %d records "
+                                "not yet acknowledged (%s)",
+                                t->index, rd_kafka_outq_len(t->producer),
+                                rd_kafka_err2str(err));
+                t->own.commit_failures++;
+                return false;
+        }
+        if (t->fatal)
+                return false;
+        rd_kafka_topic_partition_list_t *offsets =
+                rd_kafka_topic_partition_list_new(t->assigned_cnt);
+        for (int i = 0; i < t->assigned_cnt; i++) {
+                assigned_t *a = &t->assigned[i];
+                if (a->next_offset < 0 || a->next_offset == a->committed)
+                        continue;
+                rd_kafka_topic_partition_list_add(offsets, a->topic,
+                                                  a->partition)
+                        ->offset = a->next_offset;
+        }
+        bool ok = true;
+        if (offsets->cnt > 0) {
+                err = rd_kafka_commit(t->consumer, offsets, 0);
+                if (err) {
+                        ok = false;
+                        t->own.commit_failures++;
+                        ks__log_limited(&t->rl_commit, 10000, KS_LOG_WARNING,
+                                        "thread %d: offset commit failed: %s",
+                                        t->index, rd_kafka_err2str(err));
+                } else {
+                        for (int i = 0; i < offsets->cnt; i++) {
+                                assigned_t *a = find_assigned(
+                                        t, offsets->elems[i].topic,
+                                        offsets->elems[i].partition);
+                                if (a)
+                                        a->committed = offsets->elems[i].offset;
+                        }
+                }
+        }
+        rd_kafka_topic_partition_list_destroy(offsets);
+        if (ok) {
+                uint64_t ms = (uint64_t)(ks_now_ms() - t0);
+                t->own.commits++;
+                t->own.commit_latency_ms_total += ms;
+                if (ms > t->own.commit_latency_ms_max)
+                        t->own.commit_latency_ms_max = ms;
+        }
+        return ok;
+}
+
+/* ---- tasks and rebalances -------------------------------------------------- */
+
+static ks_task_t *task_get(ks_stream_thread_t *t, int sub, int32_t partition,
+                           ks_error_t **errp) {
+        for (int i = 0; i < t->task_cnt; i++)
+                if (ks__task_subtopology(t->tasks[i]) == sub &&
+                    ks__task_partition(t->tasks[i]) == partition)
+                        return t->tasks[i];
+        char errstr[256];
+        ks_task_t **nt = realloc(t->tasks, (size_t)(t->task_cnt + 1) *
+                                                   sizeof(*nt));
+        if (!nt) {
+                *errp = ks_error_new(KS_ERR_NOMEM, "out of memory");
+                return NULL;
+        }
+        t->tasks        = nt;
+        ks_task_t *task = ks__task_new(t->s->topology, sub, partition,
+                                       t->s->conf, &t->collector, errstr,
+                                       sizeof(errstr));
+        if (!task) {
+                *errp = ks_error_new(KS_ERR_INVALID_ARG, "%s", errstr);
+                return NULL;
+        }
+        *errp = ks__task_init(task);
+        if (*errp) {
+                ks__task_destroy(task);
+                return NULL;
+        }
+        t->tasks[t->task_cnt++] = task;
+        return task;
+}
+
+static void close_all_tasks(ks_stream_thread_t *t) {
+        /* Forget the partitions first: buffered records released by the
+         * tasks' close were not processed and must not move offsets. */
+        for (int i = 0; i < t->assigned_cnt; i++)
+                free(t->assigned[i].topic);
+        free(t->assigned);
+        t->assigned     = NULL;
+        t->assigned_cnt = 0;
+        for (int i = 0; i < t->task_cnt; i++) {
+                ks__metrics_add_task(&t->closed, ks__task_metrics(t->tasks[i]));
+                ks__task_destroy(t->tasks[i]);
+        }
+        free(t->tasks);
+        t->tasks    = NULL;
+        t->task_cnt = 0;
+}
+
+static ks_error_t *on_assign(ks_stream_thread_t *t,
+                             rd_kafka_topic_partition_list_t *parts) {
+        ks_error_t *err = NULL;
+        t->assigned     = calloc((size_t)parts->cnt + 1, sizeof(assigned_t));
+        if (!t->assigned)
+                return ks_error_new(KS_ERR_NOMEM, "out of memory");
+        for (int i = 0; i < parts->cnt && !err; i++) {
+                const char *topic = parts->elems[i].topic;
+                int32_t p         = parts->elems[i].partition;
+                assigned_t *a     = &t->assigned[t->assigned_cnt];
+                a->topic          = strdup(topic);
+                a->partition      = p;
+                a->next_offset    = -1;
+                a->committed      = -1;
+                if (!a->topic)
+                        return ks_error_new(KS_ERR_NOMEM, "out of memory");
+                t->assigned_cnt++;
+                const ks_topology_t *topo = t->s->topology;
+                for (int n = 0; n < topo->node_cnt && !err && !a->task; n++) {
+                        const ks_node_t *node = topo->nodes[n];
+                        if (node->kind == KS_NODE_SOURCE &&
+                            ks__source_reads(node, t->s->application_id,
+                                             topic))
+                                a->task = task_get(t, node->subtopology, p,
+                                                   &err);
+                }
+        }
+        if (!err)
+                ks__log(KS_LOG_INFO,
+                        "thread %d: assigned %d partitions, %d tasks",
+                        t->index, t->assigned_cnt, t->task_cnt);
+        return err;
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts,
+                         void *opaque) {
+        ks_stream_thread_t *t = opaque;
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                t->own.rebalances++;
+                ks_error_t *e = on_assign(t, parts);
+                rd_kafka_assign(rk, parts);
+                if (e && !t->fatal)
+                        t->fatal = e;
+                else
+                        ks_error_destroy(e);
+                atomic_store(&t->has_assignment, true);
+        } else {
+                /* Revoked: commit what was processed, then let the tasks go
+                 * (their unprocessed records go back to the group). */
+                if (!t->fatal)
+                        commit(t);
+                close_all_tasks(t);
+                rd_kafka_assign(rk, NULL);
+                atomic_store(&t->has_assignment, false);
+        }
+        ks__streams_update_state(t->s);
+}
+
+/* ---- the loop --------------------------------------------------------------- */
+
+static void set_paused(ks_stream_thread_t *t, assigned_t *a, bool pause) {
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, a->topic, a->partition);
+        if (pause)
+                rd_kafka_pause_partitions(t->consumer, l);
+        else
+                rd_kafka_resume_partitions(t->consumer, l);
+        rd_kafka_topic_partition_list_destroy(l);
+        a->paused = pause;
+}
+
+static void *to_handle(rd_kafka_message_t *msg, ks_raw_record_t *raw) {
+        rd_kafka_headers_t *hdrs = NULL;
+        raw->headers             = NULL;
+        raw->header_cnt          = 0;
+        if (rd_kafka_message_headers(msg, &hdrs) || !hdrs ||
+            !rd_kafka_header_cnt(hdrs))
+                return msg;
+        size_t cnt         = rd_kafka_header_cnt(hdrs);
+        msg_block_t *block = malloc(sizeof(*block) + cnt * sizeof(ks_header_t));
+        if (!block)
+                return msg; /* headers lost is better than the record */
+        block->msg = msg;
+        for (size_t i = 0; i < cnt; i++) {
+                const void *val;
+                size_t size;
+                rd_kafka_header_get_all(hdrs, i, &block->headers[i].name, &val,
+                                        &size);
+                block->headers[i].value.data = val;
+                block->headers[i].value.len  = size;
+        }
+        raw->headers    = block->headers;
+        raw->header_cnt = cnt;
+        return (void *)((uintptr_t)block | 1);
+}
+
+static void consume(ks_stream_thread_t *t, rd_kafka_message_t *msg) {
+        if (msg->err) {
+                if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                        ks__log_limited(&t->rl_consume, 10000, KS_LOG_WARNING,
+                                        "thread %d: consumer: %s", t->index,
+                                        rd_kafka_message_errstr(msg));
+                rd_kafka_message_destroy(msg);
+                return;
+        }
+        const char *topic = rd_kafka_topic_name(msg->rkt);
+        assigned_t *a     = find_assigned(t, topic, msg->partition);
+        if (!a || !a->task) {
+                rd_kafka_message_destroy(msg);
+                return;
+        }
+        rd_kafka_timestamp_type_t tstype;
+        ks_raw_record_t raw = {
+                .topic     = a->topic,
+                .partition = msg->partition,
+                .offset    = msg->offset,
+                .timestamp = rd_kafka_message_timestamp(msg, &tstype),
+                .key       = {msg->key, msg->key_len},
+                .value     = {msg->payload, msg->len},
+        };
+        raw.handle = to_handle(msg, &raw);
+        if (ks__task_enqueue(a->task, &raw)) {
+                collector_release(t, raw.handle);
+                return;
+        }
+        if (!a->paused &&
+            ks__task_buffered_topic(a->task, topic) >= t->max_buffered)
+                set_paused(t, a, true);
+}
+
+static ks_error_t *process(ks_stream_thread_t *t) {
+        /* Round-robin over tasks, a slice each, until nothing is buffered or
+         * a batch's worth is done (then poll again to stay live). */
+        int budget = t->batch_size;
+        bool busy  = true;
+        while (busy && budget > 0) {
+                busy = false;
+                for (int i = 0; i < t->task_cnt; i++) {
+                        for (int k = 0; k < 64; k++) {
+                                ks_error_t *err = NULL;
+                                int r = ks__task_process_one(t->tasks[i], &err);
+                                if (r < 0)
+                                        return err;
+                                if (r == 0)
+                                        break;
+                                busy = true;
+                                budget--;
+                        }
+                }
+        }
+        for (int i = 0; i < t->assigned_cnt; i++) {
+                assigned_t *a = &t->assigned[i];
+                if (a->paused && ks__task_buffered_topic(a->task, a->topic) <=
+                                         t->max_buffered / 2)
+                        set_paused(t, a, false);
+        }
+        int64_t now = ks_now_ms();
+        for (int i = 0; i < t->task_cnt; i++) {
+                ks_error_t *err = ks__task_punctuate_wall(t->tasks[i], now);
+                if (err)
+                        return err;
+        }
+        return NULL;
+}
+
+static bool anything_buffered(const ks_stream_thread_t *t) {
+        for (int i = 0; i < t->task_cnt; i++)
+                if (ks__task_buffered(t->tasks[i]))
+                        return true;
+        return false;
+}
+
+static void publish_metrics(ks_stream_thread_t *t) {
+        ks_streams_metrics_t m = t->own;
+        m.records_consumed += t->closed.records_consumed;
+        m.records_processed += t->closed.records_processed;
+        m.records_produced += t->closed.records_produced;
+        m.dropped_deserialization += t->closed.dropped_deserialization;
+        m.dropped_processing += t->closed.dropped_processing;
+        m.dropped_production += t->closed.dropped_production + t->delivery_failed;
+        m.dead_lettered += t->closed.dead_lettered; /* own: delivery DLQ */
+        m.punctuations += t->closed.punctuations;
+        for (int i = 0; i < t->task_cnt; i++)
+                ks__metrics_add_task(&m, ks__task_metrics(t->tasks[i]));
+        m.assigned_partitions = (uint64_t)t->assigned_cnt;
+        m.active_tasks        = (uint64_t)t->task_cnt;
+        pthread_mutex_lock(&t->mlock);
+        t->published = m;
+        pthread_mutex_unlock(&t->mlock);
+}
+
+static void *thread_main(void *arg) {
+        ks_stream_thread_t *t = arg;
+        ks_streams_t *s       = t->s;
+        ks_error_t *err       = NULL;
+        rd_kafka_topic_partition_list_t *sub =
+                rd_kafka_topic_partition_list_new(s->subscription_cnt);
+        for (int i = 0; i < s->subscription_cnt; i++)
+                rd_kafka_topic_partition_list_add(sub, s->subscription[i],
+                                                  RD_KAFKA_PARTITION_UA);
+        rd_kafka_resp_err_t rerr = rd_kafka_subscribe(t->consumer, sub);
+        rd_kafka_topic_partition_list_destroy(sub);
+        if (rerr)
+                err = ks_error_new(KS_ERR_KAFKA, "subscribe: %s",
+                                   rd_kafka_err2str(rerr));
+        t->last_commit = ks_now_ms();
+        while (!err && !atomic_load(&s->stop)) {
+                int timeout = anything_buffered(t) ? 0 : (int)t->poll_ms;
+                ssize_t n   = rd_kafka_consume_batch_queue(
+                        t->queue, timeout, t->batch, (size_t)t->batch_size);
+                for (ssize_t i = 0; i < n; i++)
+                        consume(t, t->batch[i]);
+                rd_kafka_poll(t->producer, 0); /* delivery reports */
+                err = process(t);
+                if (!err && t->fatal) {
+                        err      = t->fatal;
+                        t->fatal = NULL;
+                }
+                if (!err && ks_now_ms() - t->last_commit >= t->commit_interval)
+                        commit(t);
+                publish_metrics(t);
+        }
+        if (!err) {
+                /* A clean stop: commit, then leave the group (the revoke
+                 * callback runs inside consumer_close). */
+                commit(t);
+                rd_kafka_consumer_close(t->consumer);
+        } else {
+                /* Failed: no commit, so the failing records come back. While
+                 * t->fatal is set the revoke callback skips its commit. */
+                t->fatal = err;
+                rd_kafka_assign(t->consumer, NULL);
+                close_all_tasks(t);
+                rd_kafka_consumer_close(t->consumer);
+                t->fatal = NULL;
+        }
+        close_all_tasks(t);
+        rd_kafka_flush(t->producer, 10000);
+        publish_metrics(t);
+        atomic_store(&t->has_assignment, false);
+        if (err)
+                ks__streams_thread_failed(s, err);
+        atomic_fetch_sub(&s->running_threads, 1);
+        return NULL;
+}
+
+/* ---- construction ---------------------------------------------------------- */
+
+static bool set(rd_kafka_conf_t *c, const char *name, const char *value,
+                char *errstr, size_t errstr_size) {
+        return rd_kafka_conf_set(c, name, value, errstr, errstr_size) ==
+               RD_KAFKA_CONF_OK;
+}
+
+static rd_kafka_t *make_consumer(ks_stream_thread_t *t, char *errstr,
+                                 size_t errstr_size) {
+        ks_streams_t *s = t->s;
+        rd_kafka_conf_t *c = rd_kafka_conf_new();
+        char client_id[300];
+        snprintf(client_id, sizeof(client_id), "%s-StreamThread-%d-consumer",
+                 s->application_id, t->index + 1);
+        /* Our defaults, then the user's, then what correctness needs. The
+         * queue settings keep librdkafka 2.0.2's fetcher from stalling a
+         * consumer that is slower than it. */
+        bool ok = set(c, "client.id", client_id, errstr, errstr_size) &&
+                  set(c, "auto.offset.reset", "earliest", errstr, errstr_size) &&
+                  set(c, "queued.min.messages", "100000", errstr, errstr_size) &&
+                  set(c, "queued.max.messages.kbytes", "65536", errstr,
+                      errstr_size) &&
+                  set(c, "session.timeout.ms", "10000", errstr, errstr_size);
+        ks_error_t *err = ok ? ks__rdkafka_conf(s->conf, KS_CONF_SIDE_CONSUMER, c)
+                             : NULL;
+        if (err) {
+                snprintf(errstr, errstr_size, "%s", ks_error_message(err));
+                ks_error_destroy(err);
+                ok = false;
+        }
+        ok = ok && set(c, "group.id", s->application_id, errstr, errstr_size) &&
+             set(c, "enable.auto.commit", "false", errstr, errstr_size) &&
+             set(c, "enable.auto.offset.store", "false", errstr,
+                 errstr_size) &&
+             set(c, "partition.assignment.strategy", "range", errstr,
+                 errstr_size);
+        if (!ok) {
+                rd_kafka_conf_destroy(c);
+                return NULL;
+        }
+        rd_kafka_conf_set_opaque(c, t);
+        rd_kafka_conf_set_rebalance_cb(c, rebalance_cb);
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, errstr, errstr_size);
+        if (!rk)
+                rd_kafka_conf_destroy(c);
+        return rk;
+}
+
+static rd_kafka_t *make_producer(ks_stream_thread_t *t, char *errstr,
+                                 size_t errstr_size) {
+        ks_streams_t *s = t->s;
+        rd_kafka_conf_t *c = rd_kafka_conf_new();
+        char client_id[300];
+        snprintf(client_id, sizeof(client_id), "%s-StreamThread-%d-producer",
+                 s->application_id, t->index + 1);
+        bool ok = set(c, "client.id", client_id, errstr, errstr_size) &&
+                  set(c, "linger.ms", "5", errstr, errstr_size);
+        ks_error_t *err = ok ? ks__rdkafka_conf(s->conf, KS_CONF_SIDE_PRODUCER, c)
+                             : NULL;
+        if (err) {
+                snprintf(errstr, errstr_size, "%s", ks_error_message(err));
+                ks_error_destroy(err);
+                ok = false;
+        }
+        /* Keys must land where Java clients put them, and retries must not
+         * duplicate or reorder. */
+        ok = ok &&
+             set(c, "partitioner", "murmur2_random", errstr, errstr_size) &&
+             set(c, "enable.idempotence", "true", errstr, errstr_size);
+        if (!ok) {
+                rd_kafka_conf_destroy(c);
+                return NULL;
+        }
+        rd_kafka_conf_set_opaque(c, t);
+        rd_kafka_conf_set_dr_msg_cb(c, dr_msg_cb);
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, errstr, errstr_size);
+        if (!rk)
+                rd_kafka_conf_destroy(c);
+        return rk;
+}
+
+ks_stream_thread_t *ks__stream_thread_new(ks_streams_t *s, int index,
+                                          char *errstr, size_t errstr_size) {
+        ks_stream_thread_t *t = calloc(1, sizeof(*t));
+        if (!t) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        t->s     = s;
+        t->index = index;
+        pthread_mutex_init(&t->mlock, NULL);
+        t->batch_size      = (int)ks__conf_int(s->conf, "consume.batch.size");
+        t->commit_interval = ks__conf_int(s->conf, "commit.interval.ms");
+        t->poll_ms         = ks__conf_int(s->conf, "poll.ms");
+        t->max_buffered =
+                (size_t)ks__conf_int(s->conf, "buffered.records.per.partition");
+        t->prod_handler = ks__conf_handler(
+                s->conf, "default.production.exception.handler");
+        t->dlq_topic =
+                ks__conf_str(s->conf, "errors.dead.letter.queue.topic.name");
+        t->collector = (ks_collector_t){.send            = collector_send,
+                                        .partition_count = collector_partitions,
+                                        .release         = collector_release,
+                                        .opaque          = t};
+        t->batch = calloc((size_t)t->batch_size, sizeof(*t->batch));
+        if (!t->batch || !(t->producer = make_producer(t, errstr, errstr_size)) ||
+            !(t->consumer = make_consumer(t, errstr, errstr_size))) {
+                if (!t->batch)
+                        snprintf(errstr, errstr_size, "out of memory");
+                ks__stream_thread_destroy(t);
+                return NULL;
+        }
+        rd_kafka_poll_set_consumer(t->consumer);
+        t->queue = rd_kafka_queue_get_consumer(t->consumer);
+        return t;
+}
+
+ks_error_t *ks__stream_thread_start(ks_stream_thread_t *t) {
+        atomic_fetch_add(&t->s->running_threads, 1);
+        if (pthread_create(&t->tid, NULL, thread_main, t)) {
+                atomic_fetch_sub(&t->s->running_threads, 1);
+                return ks_error_new(KS_ERR_STATE, "pthread_create failed");
+        }
+        t->started = true;
+        return NULL;
+}
+
+void ks__stream_thread_join(ks_stream_thread_t *t) {
+        if (t->started && !t->joined) {
+                pthread_join(t->tid, NULL);
+                t->joined = true;
+        }
+}
+
+void ks__stream_thread_destroy(ks_stream_thread_t *t) {
+        if (!t)
+                return;
+        ks__stream_thread_join(t);
+        close_all_tasks(t);
+        if (t->queue)
+                rd_kafka_queue_destroy(t->queue);
+        if (t->consumer)
+                rd_kafka_destroy(t->consumer);
+        if (t->producer)
+                rd_kafka_destroy(t->producer);
+        ks_error_destroy(t->fatal);
+        free(t->batch);
+        pthread_mutex_destroy(&t->mlock);
+        free(t);
+}
+
+bool ks__stream_thread_assigned(const ks_stream_thread_t *t) {
+        return atomic_load(&((ks_stream_thread_t *)t)->has_assignment);
+}
+
+void ks__stream_thread_metrics(ks_stream_thread_t *t,
+                               ks_streams_metrics_t *out) {
+        pthread_mutex_lock(&t->mlock);
+        const ks_streams_metrics_t *m = &t->published;
+        out->records_consumed += m->records_consumed;
+        out->records_processed += m->records_processed;
+        out->records_produced += m->records_produced;
+        out->dropped_deserialization += m->dropped_deserialization;
+        out->dropped_processing += m->dropped_processing;
+        out->dropped_production += m->dropped_production;
+        out->dead_lettered += m->dead_lettered;
+        out->punctuations += m->punctuations;
+        out->commits += m->commits;
+        out->commit_failures += m->commit_failures;
+        out->commit_latency_ms_total += m->commit_latency_ms_total;
+        if (m->commit_latency_ms_max > out->commit_latency_ms_max)
+                out->commit_latency_ms_max = m->commit_latency_ms_max;
+        out->rebalances += m->rebalances;
+        out->assigned_partitions += m->assigned_partitions;
+        out->active_tasks += m->active_tasks;
+        pthread_mutex_unlock(&t->mlock);
+}

@@ -1,0 +1,253 @@
+/* The streams instance: configuration checks, start, state, close. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "conf_int.h"
+#include "log_int.h"
+#include "streams_int.h"
+
+const char *ks_state_name(ks_state_t state) {
+        static const char *const names[] = {"CREATED",   "REBALANCING",
+                                            "RUNNING",   "PENDING_SHUTDOWN",
+                                            "NOT_RUNNING", "ERROR"};
+        return (unsigned)state < 6 ? names[state] : "UNKNOWN";
+}
+
+typedef struct apply_s {
+        rd_kafka_conf_t *rdconf;
+        char errstr[512];
+} apply_t;
+
+static int apply_one(const char *name, const char *value, void *opaque) {
+        apply_t *a = opaque;
+        char err[256];
+        if (rd_kafka_conf_set(a->rdconf, name, value, err, sizeof(err)) !=
+            RD_KAFKA_CONF_OK) {
+                snprintf(a->errstr, sizeof(a->errstr), "%s: %s", name, err);
+                return 1;
+        }
+        return 0;
+}
+
+ks_error_t *ks__rdkafka_conf(const ks_conf_t *conf, ks_conf_side_t side,
+                             rd_kafka_conf_t *rdconf) {
+        apply_t a = {.rdconf = rdconf};
+        if (ks__conf_foreach_rdkafka(conf, side, apply_one, &a))
+                return ks_error_new(KS_ERR_INVALID_ARG, "%s", a.errstr);
+        return NULL;
+}
+
+ks_streams_t *ks_streams_new(const ks_topology_t *topology,
+                             const ks_conf_t *conf, char *errstr,
+                             size_t errstr_size) {
+        char v[512];
+        if (!topology || !conf) {
+                snprintf(errstr, errstr_size,
+                         "ks_streams_new: a topology and a configuration are "
+                         "required");
+                return NULL;
+        }
+        if (!*ks__conf_str(conf, "application.id")) {
+                snprintf(errstr, errstr_size, "application.id is required");
+                return NULL;
+        }
+        if (ks_conf_get(conf, "bootstrap.servers", v, sizeof(v))) {
+                snprintf(errstr, errstr_size, "bootstrap.servers is required");
+                return NULL;
+        }
+        if (ks__conf_check_handlers(conf, errstr, errstr_size))
+                return NULL;
+        ks_streams_t *s = calloc(1, sizeof(*s));
+        if (!s || !(s->conf = ks_conf_dup(conf))) {
+                free(s);
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        s->topology       = topology;
+        s->application_id = ks__conf_str(s->conf, "application.id");
+        s->state          = KS_STATE_CREATED;
+        pthread_mutex_init(&s->lock, NULL);
+        return s;
+}
+
+void ks_streams_set_state_listener(ks_streams_t *s, ks_state_listener_fn *fn,
+                                   void *opaque) {
+        s->state_listener = fn;
+        s->state_opaque   = opaque;
+}
+
+void ks_streams_set_error_handler(ks_streams_t *s, ks_error_handler_fn *fn,
+                                  void *opaque) {
+        s->error_handler = fn;
+        s->error_opaque  = opaque;
+}
+
+/* Called with s->lock held. */
+static void set_state_locked(ks_streams_t *s, ks_state_t state) {
+        ks_state_t old = s->state;
+        if (old == state)
+                return;
+        /* ERROR and NOT_RUNNING are final; PENDING_SHUTDOWN only ends. */
+        if (old == KS_STATE_ERROR ||
+            (old == KS_STATE_NOT_RUNNING && state != KS_STATE_ERROR) ||
+            (old == KS_STATE_PENDING_SHUTDOWN &&
+             state != KS_STATE_NOT_RUNNING && state != KS_STATE_ERROR))
+                return;
+        s->state = state;
+        ks__log(KS_LOG_INFO, "%s: state %s -> %s", s->application_id,
+                ks_state_name(old), ks_state_name(state));
+        if (s->state_listener)
+                s->state_listener(s, state, old, s->state_opaque);
+}
+
+void ks__streams_set_state(ks_streams_t *s, ks_state_t state) {
+        pthread_mutex_lock(&s->lock);
+        set_state_locked(s, state);
+        pthread_mutex_unlock(&s->lock);
+}
+
+void ks__streams_update_state(ks_streams_t *s) {
+        pthread_mutex_lock(&s->lock);
+        if (s->state == KS_STATE_RUNNING || s->state == KS_STATE_REBALANCING) {
+                bool all = true;
+                for (int i = 0; i < s->thread_cnt; i++)
+                        all = all && ks__stream_thread_assigned(s->threads[i]);
+                set_state_locked(s, all ? KS_STATE_RUNNING
+                                        : KS_STATE_REBALANCING);
+        }
+        pthread_mutex_unlock(&s->lock);
+}
+
+void ks__streams_thread_failed(ks_streams_t *s, ks_error_t *err) {
+        ks__log(KS_LOG_ERROR, "%s: stream thread failed: %s",
+                s->application_id, ks_error_message(err));
+        pthread_mutex_lock(&s->lock);
+        bool first = s->state != KS_STATE_ERROR;
+        set_state_locked(s, KS_STATE_ERROR);
+        atomic_store(&s->stop, true);
+        if (first && s->error_handler)
+                s->error_handler(s, err, s->error_opaque);
+        pthread_mutex_unlock(&s->lock);
+        ks_error_destroy(err);
+}
+
+ks_error_t *ks_streams_start(ks_streams_t *s) {
+        char errstr[512];
+        if (s->state != KS_STATE_CREATED)
+                return ks_error_new(KS_ERR_STATE,
+                                    "ks_streams_start: the instance is %s, "
+                                    "not CREATED",
+                                    ks_state_name(s->state));
+        ks_error_t *err = ks__streams_prepare_topics(s);
+        if (err)
+                return err;
+        int n      = (int)ks__conf_int(s->conf, "num.stream.threads");
+        s->threads = calloc((size_t)n, sizeof(*s->threads));
+        if (!s->threads)
+                return ks_error_new(KS_ERR_NOMEM, "out of memory");
+        for (int i = 0; i < n; i++) {
+                s->threads[i] = ks__stream_thread_new(s, i, errstr,
+                                                      sizeof(errstr));
+                if (!s->threads[i]) {
+                        err = ks_error_new(KS_ERR_KAFKA, "%s", errstr);
+                        goto err_threads;
+                }
+                s->thread_cnt++;
+        }
+        ks__streams_set_state(s, KS_STATE_REBALANCING);
+        for (int i = 0; i < n; i++) {
+                err = ks__stream_thread_start(s->threads[i]);
+                if (err) {
+                        atomic_store(&s->stop, true);
+                        for (int j = 0; j < i; j++)
+                                ks__stream_thread_join(s->threads[j]);
+                        ks__streams_set_state(s, KS_STATE_ERROR);
+                        goto err_threads;
+                }
+        }
+        return NULL;
+
+err_threads:
+        for (int i = 0; i < s->thread_cnt; i++)
+                ks__stream_thread_destroy(s->threads[i]);
+        free(s->threads);
+        s->threads    = NULL;
+        s->thread_cnt = 0;
+        return err;
+}
+
+ks_error_t *ks_streams_close(ks_streams_t *s, int timeout_ms) {
+        if (!s->threads) {
+                ks__streams_set_state(s, KS_STATE_NOT_RUNNING);
+                return NULL;
+        }
+        ks__streams_set_state(s, KS_STATE_PENDING_SHUTDOWN);
+        atomic_store(&s->stop, true);
+        int64_t deadline = ks_now_ms() + timeout_ms;
+        bool late        = false;
+        while (atomic_load(&s->running_threads) > 0) {
+                if (ks_now_ms() > deadline) {
+                        late = true;
+                        break;
+                }
+                struct timespec ts = {0, 10 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        if (late)
+                return ks_error_new(KS_ERR_TIMED_OUT,
+                                    "ks_streams_close: threads still "
+                                    "running after %d ms",
+                                    timeout_ms);
+        for (int i = 0; i < s->thread_cnt; i++)
+                ks__stream_thread_join(s->threads[i]);
+        ks__streams_set_state(s, KS_STATE_NOT_RUNNING);
+        return NULL;
+}
+
+void ks_streams_destroy(ks_streams_t *s) {
+        if (!s)
+                return;
+        if (s->threads) {
+                atomic_store(&s->stop, true);
+                for (int i = 0; i < s->thread_cnt; i++) {
+                        ks__stream_thread_join(s->threads[i]);
+                        ks__stream_thread_destroy(s->threads[i]);
+                }
+                free(s->threads);
+        }
+        for (int i = 0; i < s->subscription_cnt; i++)
+                free(s->subscription[i]);
+        free(s->subscription);
+        pthread_mutex_destroy(&s->lock);
+        ks_conf_destroy(s->conf);
+        free(s);
+}
+
+ks_state_t ks_streams_state(const ks_streams_t *s) {
+        ks_streams_t *m = (ks_streams_t *)s;
+        pthread_mutex_lock(&m->lock);
+        ks_state_t st = s->state;
+        pthread_mutex_unlock(&m->lock);
+        return st;
+}
+
+void ks__metrics_add_task(ks_streams_metrics_t *out,
+                          const ks_task_metrics_t *m) {
+        out->records_consumed += m->records_consumed;
+        out->records_processed += m->records_processed;
+        out->records_produced += m->records_produced;
+        out->dropped_deserialization += m->dropped_deserialization;
+        out->dropped_processing += m->dropped_processing;
+        out->dropped_production += m->dropped_production;
+        out->dead_lettered += m->dead_lettered;
+        out->punctuations += m->punctuations;
+}
+
+void ks_streams_metrics(const ks_streams_t *s, ks_streams_metrics_t *out) {
+        memset(out, 0, sizeof(*out));
+        for (int i = 0; i < s->thread_cnt; i++)
+                ks__stream_thread_metrics(s->threads[i], out);
+}

@@ -1,0 +1,60 @@
+/* The Kafka runtime's internals: the instance and its stream threads. */
+#ifndef KS_STREAMS_INT_H
+#define KS_STREAMS_INT_H
+
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "kstreams/streams.h"
+#include "task_int.h"
+
+typedef struct ks_stream_thread_s ks_stream_thread_t;
+
+struct ks_streams_s {
+        const ks_topology_t *topology;
+        ks_conf_t *conf;
+        const char *application_id;
+        char **subscription; /* topics and ^patterns */
+        int subscription_cnt;
+        ks_stream_thread_t **threads;
+        int thread_cnt;
+        pthread_mutex_t lock; /* state, listener calls, closed metrics */
+        ks_state_t state;
+        ks_state_listener_fn *state_listener;
+        void *state_opaque;
+        ks_error_handler_fn *error_handler;
+        void *error_opaque;
+        atomic_bool stop;
+        atomic_int running_threads;
+        ks_streams_metrics_t closed; /* metrics of tasks already closed */
+};
+
+/** Moves the instance to @p state (and calls the listener). */
+void ks__streams_set_state(ks_streams_t *s, ks_state_t state);
+/** Called by a thread that fails for good. Takes ownership of @p err. */
+void ks__streams_thread_failed(ks_streams_t *s, ks_error_t *err);
+/** Re-evaluates RUNNING vs REBALANCING from the threads' states. */
+void ks__streams_update_state(ks_streams_t *s);
+
+/** Applies the librdkafka properties for @p side to @p rdconf. */
+ks_error_t *ks__rdkafka_conf(const ks_conf_t *conf, ks_conf_side_t side,
+                             rd_kafka_conf_t *rdconf);
+
+ks_stream_thread_t *ks__stream_thread_new(ks_streams_t *s, int index,
+                                          char *errstr, size_t errstr_size);
+ks_error_t *ks__stream_thread_start(ks_stream_thread_t *t);
+void ks__stream_thread_join(ks_stream_thread_t *t);
+void ks__stream_thread_destroy(ks_stream_thread_t *t);
+bool ks__stream_thread_assigned(const ks_stream_thread_t *t);
+/** Adds the thread's live counters to @p out. */
+void ks__stream_thread_metrics(ks_stream_thread_t *t,
+                               ks_streams_metrics_t *out);
+/** Adds one task's counters to @p out. */
+void ks__metrics_add_task(ks_streams_metrics_t *out,
+                          const ks_task_metrics_t *m);
+
+/** Start-up checks and internal topics (admin.c). */
+ks_error_t *ks__streams_prepare_topics(ks_streams_t *s);
+
+#endif

@@ -1,0 +1,54 @@
+/* Helpers for tests that talk to a real (or mock) Kafka: topics, producing,
+ * consuming everything back, and running app instances as processes. */
+#ifndef KS_KAFKA_TEST_H
+#define KS_KAFKA_TEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/** Creates a topic (fails the test on error; an existing one is fine). */
+void kt_create_topic(const char *bootstrap, const char *topic,
+                     int partitions);
+
+/** Produces @p n records "<key_prefix><i % keys>" -> value from @p fmt
+ *  (printf with i as its only int argument), keyed by murmur2. */
+void kt_produce(const char *bootstrap, const char *topic, int from, int n,
+                const char *key_prefix, int keys, const char *fmt);
+/** Produces @p n records made by @p gen (key and value buffers of 256
+ *  bytes each) with one producer. */
+void kt_produce_gen(const char *bootstrap, const char *topic, int n,
+                    void (*gen)(int i, char *key, char *value));
+/** Produces one raw record. */
+void kt_produce_raw(const char *bootstrap, const char *topic, const char *key,
+                    const void *value, size_t len);
+
+typedef struct kt_record_s {
+        char *key;   /* NUL-terminated copy; NULL for a null key */
+        char *value; /* NUL-terminated copy; NULL for a tombstone */
+        int32_t partition;
+        int64_t offset;
+        char **headers; /* name, value, name, value, ... */
+        int header_cnt; /* pairs */
+} kt_record_t;
+
+/** Reads @p topic from the beginning until @p want records arrived or
+ *  @p timeout_ms passed. @returns the count; *out is an array (free with
+ *  kt_records_free). */
+size_t kt_consume_all(const char *bootstrap, const char *topic, size_t want,
+                      int timeout_ms, kt_record_t **out);
+void kt_records_free(kt_record_t *recs, size_t n);
+const char *kt_header(const kt_record_t *r, const char *name);
+
+/** Starts build/tests/ks_test_app with the given arguments (NULL-ended);
+ *  its stderr goes to @p log_path. */
+pid_t kt_spawn_app(const char *log_path, const char *const *args);
+/** Sends @p sig and waits (up to @p timeout_ms, then SIGKILL).
+ *  @returns the exit status as from waitpid. */
+int kt_stop(pid_t pid, int sig, int timeout_ms);
+
+/** A name unique to this run: "<prefix>-<pid>-<time>". */
+const char *kt_unique(const char *prefix);
+
+#endif

@@ -1,0 +1,179 @@
+/* A small kstreams application for the system tests, run as a separate
+ * process so tests can start, scale and kill instances. */
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <kstreams/kstreams.h>
+
+static volatile sig_atomic_t signals;
+
+static void on_signal(int sig) {
+        (void)sig;
+        if (++signals > 1)
+                _exit(130); /* a second signal: out now */
+}
+
+static bool has_id(const void *k, const void *v, void *o) {
+        (void)k, (void)o;
+        return json_is_integer(json_object_get(v, "id"));
+}
+
+static const void *tag(ks_arena_t *a, const void *k, const void *v, void *o) {
+        (void)a, (void)k;
+        json_t *copy = json_deep_copy(v);
+        json_object_set_new(copy, "by", json_integer(*(int *)o));
+        ks_arena_defer(a, (void (*)(void *))json_decref, copy);
+        return copy;
+}
+
+static const void *user_of(ks_arena_t *a, const void *k, const void *v,
+                           void *o) {
+        (void)a, (void)k, (void)o;
+        return json_string_value(json_object_get(v, "user"));
+}
+
+static bool has_user(const void *k, const void *v, void *o) {
+        (void)k, (void)o;
+        return json_is_string(json_object_get(v, "user"));
+}
+
+static void on_state(ks_streams_t *s, ks_state_t n, ks_state_t o, void *op) {
+        (void)s, (void)op;
+        fprintf(stderr, "ks_test_app: state %s -> %s\n", ks_state_name(o),
+                ks_state_name(n));
+}
+
+int main(int argc, char **argv) {
+        const char *bootstrap = NULL, *app = NULL, *input = NULL,
+                   *input2 = NULL, *output = NULL, *mode = "filter",
+                   *dlq = NULL, *threads = "1", *commit_ms = "200";
+        static const struct option opts[] = {
+                {"bootstrap", 1, NULL, 'b'}, {"app-id", 1, NULL, 'a'},
+                {"input", 1, NULL, 'i'},     {"input2", 1, NULL, 'j'},
+                {"output", 1, NULL, 'o'},    {"mode", 1, NULL, 'm'},
+                {"dlq", 1, NULL, 'd'},       {"threads", 1, NULL, 't'},
+                {"commit-ms", 1, NULL, 'c'}, {"help", 0, NULL, 'h'},
+                {NULL, 0, NULL, 0}};
+        int c;
+        while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+                switch (c) {
+                case 'b': bootstrap = optarg; break;
+                case 'a': app = optarg; break;
+                case 'i': input = optarg; break;
+                case 'j': input2 = optarg; break;
+                case 'o': output = optarg; break;
+                case 'm': mode = optarg; break;
+                case 'd': dlq = optarg; break;
+                case 't': threads = optarg; break;
+                case 'c': commit_ms = optarg; break;
+                default:
+                        fprintf(stderr,
+                                "usage: ks_test_app --bootstrap B --app-id A "
+                                "--input T --output O [--mode "
+                                "filter|repartition|merge --input2 T2] "
+                                "[--dlq T] [--threads N] [--commit-ms N]\n");
+                        return c == 'h' ? 0 : 2;
+                }
+        }
+        if (!bootstrap || !app || !input || !output) {
+                fprintf(stderr, "ks_test_app: --bootstrap, --app-id, --input "
+                                "and --output are required\n");
+                return 2;
+        }
+        int me = (int)getpid();
+        char err[512];
+        ks_builder_t *b = ks_builder_new();
+        ks_stream_t *in = ks_builder_stream(b, input, ks_serde_string(),
+                                            ks_serde_json());
+        if (!strcmp(mode, "filter")) {
+                ks_stream_to(ks_stream_map_values(
+                                     ks_stream_filter(in, "has-id", has_id,
+                                                      NULL),
+                                     "tag", tag, &me),
+                             output, NULL, ks_serde_json());
+        } else if (!strcmp(mode, "repartition")) {
+                ks_stream_t *k = ks_stream_select_key(
+                        ks_stream_filter(in, "has-user", has_user, NULL),
+                        "by-user", user_of, NULL);
+                ks_stream_to(ks_stream_repartition(k, "by-user",
+                                                   ks_serde_string(), NULL, 0),
+                             output, NULL, NULL);
+        } else if (!strcmp(mode, "merge") && input2) {
+                ks_stream_t *in2 = ks_builder_stream(b, input2,
+                                                     ks_serde_string(),
+                                                     ks_serde_json());
+                ks_stream_to(ks_stream_merge(in, in2, NULL), output, NULL,
+                             NULL);
+        } else {
+                fprintf(stderr, "ks_test_app: unknown --mode %s\n", mode);
+                return 2;
+        }
+        ks_topology_t *topo = ks_builder_build(b, err, sizeof(err));
+        ks_builder_destroy(b);
+        if (!topo) {
+                fprintf(stderr, "ks_test_app: %s\n", err);
+                return 1;
+        }
+        ks_conf_t *conf = ks_conf_new();
+        if (ks_conf_set(conf, "application.id", app, err, sizeof(err)) ||
+            ks_conf_set(conf, "bootstrap.servers", bootstrap, err,
+                        sizeof(err)) ||
+            ks_conf_set(conf, "num.stream.threads", threads, err,
+                        sizeof(err)) ||
+            ks_conf_set(conf, "commit.interval.ms", commit_ms, err,
+                        sizeof(err)) ||
+            ks_conf_set(conf, "startup.timeout.ms", "5000", err, sizeof(err)) ||
+            (dlq && (ks_conf_set(conf, "errors.dead.letter.queue.topic.name",
+                                 dlq, err, sizeof(err)) ||
+                     ks_conf_set(conf,
+                                 "default.deserialization.exception.handler",
+                                 "dead-letter", err, sizeof(err))))) {
+                fprintf(stderr, "ks_test_app: %s\n", err);
+                return 2;
+        }
+        ks_streams_t *s = ks_streams_new(topo, conf, err, sizeof(err));
+        ks_conf_destroy(conf);
+        if (!s) {
+                fprintf(stderr, "ks_test_app: %s\n", err);
+                return 1;
+        }
+        ks_streams_set_state_listener(s, on_state, NULL);
+        signal(SIGINT, on_signal);
+        signal(SIGTERM, on_signal);
+        ks_error_t *e = ks_streams_start(s);
+        if (e) {
+                fprintf(stderr, "ks_test_app: start failed: %s\n",
+                        ks_error_message(e));
+                ks_error_destroy(e);
+                ks_streams_destroy(s);
+                ks_topology_destroy(topo);
+                return 1;
+        }
+        while (!signals && ks_streams_state(s) != KS_STATE_ERROR)
+                usleep(50 * 1000);
+        int rc = ks_streams_state(s) == KS_STATE_ERROR ? 1 : 0;
+        e      = ks_streams_close(s, 30000);
+        if (e) {
+                fprintf(stderr, "ks_test_app: %s\n", ks_error_message(e));
+                ks_error_destroy(e);
+                rc = 1;
+        }
+        ks_streams_metrics_t m;
+        ks_streams_metrics(s, &m);
+        fprintf(stderr,
+                "ks_test_app: exit: processed=%llu produced=%llu "
+                "dead_lettered=%llu commits=%llu rebalances=%llu\n",
+                (unsigned long long)m.records_processed,
+                (unsigned long long)m.records_produced,
+                (unsigned long long)m.dead_lettered,
+                (unsigned long long)m.commits,
+                (unsigned long long)m.rebalances);
+        ks_streams_destroy(s);
+        ks_topology_destroy(topo);
+        return rc;
+}
