@@ -34,7 +34,7 @@ static int32_t plan_get(const plan_t *p, const char *name) {
 
 static bool plan_put(plan_t *p, const char *name, int32_t partitions) {
         if (p->cnt == p->cap) {
-                int cap = p->cap ? p->cap * 2 : 64;
+                int cap          = p->cap ? p->cap * 2 : 64;
                 topic_count_t *t = realloc(p->topics, (size_t)cap * sizeof(*t));
                 if (!t)
                         return false;
@@ -48,11 +48,13 @@ static bool plan_put(plan_t *p, const char *name, int32_t partitions) {
         return true;
 }
 
-static ks_error_t *read_metadata(rd_kafka_t *rk, int timeout_ms,
-                                 const char *bootstrap, plan_t *plan) {
+static ks_error_t *read_metadata(rd_kafka_t *rk,
+                                 int timeout_ms,
+                                 const char *bootstrap,
+                                 plan_t *plan) {
         const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md,
-                                                    timeout_ms);
+        rd_kafka_resp_err_t err =
+                rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
         if (err)
                 return ks_error_set_retriable(
                         ks_error_new(KS_ERR_KAFKA,
@@ -78,12 +80,14 @@ static ks_error_t *read_metadata(rd_kafka_t *rk, int timeout_ms,
  * inputs are co-partitioned: with librdkafka's range assignor a task is
  * whole only if partition N of every input lands on one member, which
  * needs equal partition counts. -1: an input is not sized yet. */
-static ks_error_t *sub_partitions(ks_streams_t *s, const plan_t *plan,
-                                  int sub, int32_t *out) {
+static ks_error_t *sub_partitions(ks_streams_t *s,
+                                  const plan_t *plan,
+                                  int sub,
+                                  int32_t *out) {
         const ks_topology_t *t = s->topology;
-        char first[256]         = "";
-        int32_t count           = 0;
-        *out                    = -1;
+        char first[256]        = "";
+        int32_t count          = 0;
+        *out                   = -1;
         for (int i = 0; i < t->node_cnt; i++) {
                 const ks_node_t *n = t->nodes[i];
                 if (n->subtopology != sub || n->kind != KS_NODE_SOURCE)
@@ -100,7 +104,8 @@ static ks_error_t *sub_partitions(ks_streams_t *s, const plan_t *plan,
                                 return ks_error_new(
                                         KS_ERR_TOPOLOGY,
                                         "sub-topology %d reads topics that "
-                                        "are not co-partitioned: %s has %" PRId32
+                                        "are not co-partitioned: %s has "
+                                        "%" PRId32
                                         " partitions, %s has %" PRId32
                                         "; give them the same partition count",
                                         sub, first, count, topic, c);
@@ -108,9 +113,8 @@ static ks_error_t *sub_partitions(ks_streams_t *s, const plan_t *plan,
                 }
                 if (n->internal) {
                         char name[512];
-                        ks__internal_topic_name(s->application_id,
-                                                n->topics[0], name,
-                                                sizeof(name));
+                        ks__internal_topic_name(s->application_id, n->topics[0],
+                                                name, sizeof(name));
                         if (plan_get(plan, name) < 0)
                                 return NULL; /* not sized yet */
                 }
@@ -121,7 +125,7 @@ static ks_error_t *sub_partitions(ks_streams_t *s, const plan_t *plan,
 
 static ks_error_t *check_sources(ks_streams_t *s, const plan_t *plan) {
         const ks_topology_t *t = s->topology;
-        char missing[1024]      = "";
+        char missing[1024]     = "";
         for (int i = 0; i < t->node_cnt; i++) {
                 const ks_node_t *n = t->nodes[i];
                 if (n->kind != KS_NODE_SOURCE || n->internal || n->has_regex)
@@ -130,8 +134,7 @@ static ks_error_t *check_sources(ks_streams_t *s, const plan_t *plan) {
                         if (plan_get(plan, n->topics[k]) < 0) {
                                 size_t len = strlen(missing);
                                 snprintf(missing + len, sizeof(missing) - len,
-                                         "%s%s", len ? ", " : "",
-                                         n->topics[k]);
+                                         "%s%s", len ? ", " : "", n->topics[k]);
                         }
         }
         if (missing[0])
@@ -143,11 +146,13 @@ static ks_error_t *check_sources(ks_streams_t *s, const plan_t *plan) {
         return NULL;
 }
 
-static ks_error_t *create_topics(rd_kafka_t *rk, rd_kafka_NewTopic_t **nt,
-                                 size_t cnt, int timeout_ms) {
-        rd_kafka_queue_t *q           = rd_kafka_queue_new(rk);
-        rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(
-                rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+static ks_error_t *create_topics(rd_kafka_t *rk,
+                                 rd_kafka_NewTopic_t **nt,
+                                 size_t cnt,
+                                 int timeout_ms) {
+        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+        rd_kafka_AdminOptions_t *opts =
+                rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
         char errstr[256];
         ks_error_t *err = NULL;
         rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, errstr,
@@ -160,22 +165,21 @@ static ks_error_t *create_topics(rd_kafka_t *rk, rd_kafka_NewTopic_t **nt,
                 goto out;
         }
         if (rd_kafka_event_error(ev)) {
-                err = ks_error_new(KS_ERR_KAFKA,
-                                   "creating internal topics: %s",
+                err = ks_error_new(KS_ERR_KAFKA, "creating internal topics: %s",
                                    rd_kafka_event_error_string(ev));
                 goto out_ev;
         }
         size_t n;
-        const rd_kafka_topic_result_t **res = rd_kafka_CreateTopics_result_topics(
-                rd_kafka_event_CreateTopics_result(ev), &n);
+        const rd_kafka_topic_result_t **res =
+                rd_kafka_CreateTopics_result_topics(
+                        rd_kafka_event_CreateTopics_result(ev), &n);
         for (size_t i = 0; i < n && !err; i++) {
                 rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
                 if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-                        err = ks_error_new(KS_ERR_KAFKA,
-                                           "creating internal topic %s: %s",
-                                           rd_kafka_topic_result_name(res[i]),
-                                           rd_kafka_topic_result_error_string(
-                                                   res[i]));
+                        err = ks_error_new(
+                                KS_ERR_KAFKA, "creating internal topic %s: %s",
+                                rd_kafka_topic_result_name(res[i]),
+                                rd_kafka_topic_result_error_string(res[i]));
         }
 out_ev:
         rd_kafka_event_destroy(ev);
@@ -187,13 +191,15 @@ out:
 
 /* Sizes and creates the repartition topics, as Kafka Streams does: the
  * upstream sub-topology's input partition count unless one was given. */
-static ks_error_t *plan_internal(ks_streams_t *s, rd_kafka_t *rk,
-                                 plan_t *plan, int timeout_ms) {
+static ks_error_t *plan_internal(ks_streams_t *s,
+                                 rd_kafka_t *rk,
+                                 plan_t *plan,
+                                 int timeout_ms) {
         const ks_topology_t *t = s->topology;
         rd_kafka_NewTopic_t *nt[256];
-        size_t nt_cnt    = 0;
-        ks_error_t *err  = NULL;
-        int rf           = (int)ks__conf_int(s->conf, "replication.factor");
+        size_t nt_cnt   = 0;
+        ks_error_t *err = NULL;
+        int rf          = (int)ks__conf_int(s->conf, "replication.factor");
         for (int round = 0; round <= t->node_cnt && !err; round++) {
                 bool pending = false;
                 for (int i = 0; i < t->node_cnt && !err; i++) {
@@ -201,9 +207,8 @@ static ks_error_t *plan_internal(ks_streams_t *s, rd_kafka_t *rk,
                         if (n->kind != KS_NODE_SINK || !n->internal)
                                 continue;
                         char name[512], errstr[256];
-                        ks__internal_topic_name(s->application_id,
-                                                n->topics[0], name,
-                                                sizeof(name));
+                        ks__internal_topic_name(s->application_id, n->topics[0],
+                                                name, sizeof(name));
                         int32_t want = n->partitions;
                         if (want <= 0) {
                                 err = sub_partitions(s, plan, n->subtopology,
@@ -232,12 +237,11 @@ static ks_error_t *plan_internal(ks_streams_t *s, rd_kafka_t *rk,
                                                    "topics");
                                 continue;
                         }
-                        nt[nt_cnt] = rd_kafka_NewTopic_new(name, want, rf,
-                                                           errstr,
-                                                           sizeof(errstr));
+                        nt[nt_cnt] = rd_kafka_NewTopic_new(
+                                name, want, rf, errstr, sizeof(errstr));
                         if (!nt[nt_cnt]) {
-                                err = ks_error_new(KS_ERR_KAFKA, "%s: %s",
-                                                   name, errstr);
+                                err = ks_error_new(KS_ERR_KAFKA, "%s: %s", name,
+                                                   errstr);
                                 continue;
                         }
                         /* Repartition records are consumed once: keep
@@ -310,8 +314,8 @@ ks_error_t *ks__streams_prepare_topics(ks_streams_t *s) {
         }
         size_t blen = sizeof(bootstrap);
         rd_kafka_conf_get(rdconf, "bootstrap.servers", bootstrap, &blen);
-        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, rdconf, errstr,
-                                      sizeof(errstr));
+        rd_kafka_t *rk =
+                rd_kafka_new(RD_KAFKA_PRODUCER, rdconf, errstr, sizeof(errstr));
         if (!rk) {
                 rd_kafka_conf_destroy(rdconf);
                 return ks_error_new(KS_ERR_KAFKA, "admin client: %s", errstr);

@@ -147,7 +147,7 @@ double *ks_arena_double(ks_arena_t *a, double v) {
 
 ks_err_t ks_arena_defer(ks_arena_t *a, void (*fn)(void *), void *ptr) {
         if (a->defer_cnt == a->defer_cap) {
-                size_t cap = a->defer_cap ? a->defer_cap * 2 : 16;
+                size_t cap       = a->defer_cap ? a->defer_cap * 2 : 16;
                 arena_defer_t *d = realloc(a->defers, cap * sizeof(*d));
                 if (!d) {
                         fn(ptr);

@@ -78,8 +78,10 @@ static int node_index(const ks_builder_t *b, const char *name) {
         return -1;
 }
 
-ks_node_t *ks__builder_add_node(ks_builder_t *b, char *name,
-                                ks_node_kind_t kind, const int *parents,
+ks_node_t *ks__builder_add_node(ks_builder_t *b,
+                                char *name,
+                                ks_node_kind_t kind,
+                                const int *parents,
                                 int parent_cnt) {
         if (!name) {
                 ks__builder_fail(b, "out of memory adding a node");
@@ -98,7 +100,7 @@ ks_node_t *ks__builder_add_node(ks_builder_t *b, char *name,
                 return NULL;
         }
         if (b->node_cnt == b->node_cap) {
-                int cap = b->node_cap ? b->node_cap * 2 : 16;
+                int cap        = b->node_cap ? b->node_cap * 2 : 16;
                 ks_node_t **nn = realloc(b->nodes, (size_t)cap * sizeof(*nn));
                 if (!nn)
                         goto err_oom;
@@ -123,14 +125,14 @@ ks_node_t *ks__builder_add_node(ks_builder_t *b, char *name,
         }
         for (int i = 0; i < parent_cnt; i++) {
                 ks_node_t *p = b->nodes[parents[i]];
-                int *c = realloc(p->children,
-                                 (size_t)(p->child_cnt + 1) * sizeof(int));
+                int *c       = realloc(p->children,
+                                       (size_t)(p->child_cnt + 1) * sizeof(int));
                 if (!c) {
                         n->name = NULL;
                         ks__node_free(n);
                         goto err_oom;
                 }
-                p->children               = c;
+                p->children                 = c;
                 p->children[p->child_cnt++] = n->id;
         }
         b->nodes[b->node_cnt++] = n;
@@ -142,7 +144,9 @@ err_oom:
         return NULL;
 }
 
-ks_stream_t *ks__stream_new(ks_builder_t *b, int node, ks_serde_t *key_serde,
+ks_stream_t *ks__stream_new(ks_builder_t *b,
+                            int node,
+                            ks_serde_t *key_serde,
                             ks_serde_t *value_serde) {
         ks_stream_t *s = calloc(1, sizeof(*s));
         if (!s) {
@@ -162,14 +166,14 @@ bool ks__stream_ok(ks_stream_t *s, const char *step) {
         if (!s)
                 return false;
         if (s->node < 0) {
-                ks__builder_fail(s->b, "%s: its input stream is invalid",
-                                 step);
+                ks__builder_fail(s->b, "%s: its input stream is invalid", step);
                 return false;
         }
         return true;
 }
 
-ks_stream_t *ks__stream_add_processor(ks_stream_t *s, const char *name,
+ks_stream_t *ks__stream_add_processor(ks_stream_t *s,
+                                      const char *name,
                                       const char *op,
                                       const ks_processor_def_t *def,
                                       ks_serde_t *key_serde,
@@ -196,14 +200,18 @@ ks_stream_t *ks__stream_add_processor(ks_stream_t *s, const char *name,
         return ks__stream_new(b, n->id, key_serde, value_serde);
 }
 
-/* ---- sources -------------------------------------------------------------- */
+/* ---- sources --------------------------------------------------------------
+ */
 
-static ks_node_t *add_source(ks_builder_t *b, const char *name,
-                             const char *const *topics, size_t topic_cnt,
-                             ks_serde_t *key_serde, ks_serde_t *value_serde) {
-        ks_node_t *n = ks__builder_add_node(
-                b, ks__builder_name(b, name, "SOURCE"), KS_NODE_SOURCE, NULL,
-                0);
+static ks_node_t *add_source(ks_builder_t *b,
+                             const char *name,
+                             const char *const *topics,
+                             size_t topic_cnt,
+                             ks_serde_t *key_serde,
+                             ks_serde_t *value_serde) {
+        ks_node_t *n =
+                ks__builder_add_node(b, ks__builder_name(b, name, "SOURCE"),
+                                     KS_NODE_SOURCE, NULL, 0);
         if (!n) {
                 ks_serde_destroy(key_serde);
                 ks_serde_destroy(value_serde);
@@ -212,7 +220,8 @@ static ks_node_t *add_source(ks_builder_t *b, const char *name,
         n->key_serde   = key_serde;
         n->value_serde = value_serde;
         if (!key_serde || !value_serde)
-                ks__builder_fail(b, "%s: a source needs a key and a value serde",
+                ks__builder_fail(b,
+                                 "%s: a source needs a key and a value serde",
                                  n->name);
         if (topic_cnt > 0) {
                 n->topics = calloc(topic_cnt, sizeof(char *));
@@ -236,15 +245,19 @@ static ks_node_t *add_source(ks_builder_t *b, const char *name,
         return n;
 }
 
-ks_stream_t *ks_builder_stream(ks_builder_t *b, const char *topic,
-                               ks_serde_t *key_serde, ks_serde_t *value_serde) {
+ks_stream_t *ks_builder_stream(ks_builder_t *b,
+                               const char *topic,
+                               ks_serde_t *key_serde,
+                               ks_serde_t *value_serde) {
         return ks_builder_stream_topics(b, NULL, &topic, 1, key_serde,
                                         value_serde);
 }
 
-ks_stream_t *ks_builder_stream_topics(ks_builder_t *b, const char *name,
+ks_stream_t *ks_builder_stream_topics(ks_builder_t *b,
+                                      const char *name,
                                       const char *const *topics,
-                                      size_t topic_cnt, ks_serde_t *key_serde,
+                                      size_t topic_cnt,
+                                      ks_serde_t *key_serde,
                                       ks_serde_t *value_serde) {
         if (!b)
                 return NULL;
@@ -262,7 +275,8 @@ ks_stream_t *ks_builder_stream_topics(ks_builder_t *b, const char *name,
         return ks__stream_new(b, n->id, n->key_serde, n->value_serde);
 }
 
-ks_stream_t *ks_builder_stream_pattern(ks_builder_t *b, const char *name,
+ks_stream_t *ks_builder_stream_pattern(ks_builder_t *b,
+                                       const char *name,
                                        const char *regex,
                                        ks_serde_t *key_serde,
                                        ks_serde_t *value_serde) {
@@ -290,8 +304,8 @@ ks_stream_t *ks_builder_stream_pattern(ks_builder_t *b, const char *name,
         if (rc) {
                 char msg[128];
                 regerror(rc, &n->regex, msg, sizeof(msg));
-                ks__builder_fail(b, "%s: bad topic pattern \"%s\": %s",
-                                 n->name, regex, msg);
+                ks__builder_fail(b, "%s: bad topic pattern \"%s\": %s", n->name,
+                                 regex, msg);
                 return &b->error_stream;
         }
         n->has_regex = true;
@@ -310,8 +324,7 @@ ks_stream_t *ks_stream_with_timestamps(ks_stream_t *s,
         }
         ks_node_t *n = s->b->nodes[s->node];
         if (n->kind != KS_NODE_SOURCE || !ex) {
-                ks__builder_fail(s->b,
-                                 "with_timestamps(%s): %s", n->name,
+                ks__builder_fail(s->b, "with_timestamps(%s): %s", n->name,
                                  ex ? "not a source stream"
                                     : "NULL timestamp extractor");
                 ks_timestamp_extractor_destroy(ex);
@@ -322,10 +335,13 @@ ks_stream_t *ks_stream_with_timestamps(ks_stream_t *s,
         return s;
 }
 
-/* ---- the Processor API ---------------------------------------------------- */
+/* ---- the Processor API ----------------------------------------------------
+ */
 
-static bool resolve_parents(ks_builder_t *b, const char *name,
-                            const char *const *parents, size_t parent_cnt,
+static bool resolve_parents(ks_builder_t *b,
+                            const char *name,
+                            const char *const *parents,
+                            size_t parent_cnt,
                             int *out) {
         if (parent_cnt == 0) {
                 ks__builder_fail(b, "%s: needs at least one parent", name);
@@ -334,15 +350,16 @@ static bool resolve_parents(ks_builder_t *b, const char *name,
         for (size_t i = 0; i < parent_cnt; i++) {
                 int idx = parents[i] ? node_index(b, parents[i]) : -1;
                 if (idx < 0) {
-                        ks__builder_fail(b, "%s: parent \"%s\" not found (add "
-                                            "parents first)",
+                        ks__builder_fail(b,
+                                         "%s: parent \"%s\" not found (add "
+                                         "parents first)",
                                          name,
                                          parents[i] ? parents[i] : "(null)");
                         return false;
                 }
                 if (b->nodes[idx]->kind == KS_NODE_SINK) {
-                        ks__builder_fail(b, "%s: parent \"%s\" is a sink",
-                                         name, parents[i]);
+                        ks__builder_fail(b, "%s: parent \"%s\" is a sink", name,
+                                         parents[i]);
                         return false;
                 }
                 out[i] = idx;
@@ -350,9 +367,12 @@ static bool resolve_parents(ks_builder_t *b, const char *name,
         return true;
 }
 
-void ks_builder_add_source(ks_builder_t *b, const char *name,
-                           const char *const *topics, size_t topic_cnt,
-                           ks_serde_t *key_serde, ks_serde_t *value_serde) {
+void ks_builder_add_source(ks_builder_t *b,
+                           const char *name,
+                           const char *const *topics,
+                           size_t topic_cnt,
+                           ks_serde_t *key_serde,
+                           ks_serde_t *value_serde) {
         if (!b)
                 return;
         if (!name) {
@@ -365,19 +385,20 @@ void ks_builder_add_source(ks_builder_t *b, const char *name,
                                  value_serde);
 }
 
-void ks_builder_add_processor(ks_builder_t *b, const char *name,
+void ks_builder_add_processor(ks_builder_t *b,
+                              const char *name,
                               const ks_processor_def_t *def,
-                              const char *const *parents, size_t parent_cnt) {
+                              const char *const *parents,
+                              size_t parent_cnt) {
         int idx[64];
         if (!b)
                 return;
         if (!name || !def || !def->process || parent_cnt > 64) {
-                ks__builder_fail(b, "add_processor(%s): %s",
-                                 name ? name : "(null)",
-                                 !name ? "a name is required"
-                                 : parent_cnt > 64
-                                         ? "more than 64 parents"
-                                         : "a process callback is required");
+                ks__builder_fail(
+                        b, "add_processor(%s): %s", name ? name : "(null)",
+                        !name             ? "a name is required"
+                        : parent_cnt > 64 ? "more than 64 parents"
+                                          : "a process callback is required");
                 if (def && def->opaque_free)
                         def->opaque_free(def->opaque);
                 return;
@@ -394,17 +415,22 @@ void ks_builder_add_processor(ks_builder_t *b, const char *name,
         n->def = *def;
 }
 
-void ks_builder_add_sink(ks_builder_t *b, const char *name, const char *topic,
-                         ks_serde_t *key_serde, ks_serde_t *value_serde,
-                         const char *const *parents, size_t parent_cnt) {
+void ks_builder_add_sink(ks_builder_t *b,
+                         const char *name,
+                         const char *topic,
+                         ks_serde_t *key_serde,
+                         ks_serde_t *value_serde,
+                         const char *const *parents,
+                         size_t parent_cnt) {
         int idx[64];
         ks_node_t *n = NULL;
         if (!b)
                 return;
         if (!name || !topic || !*topic || !key_serde || !value_serde ||
             parent_cnt > 64)
-                ks__builder_fail(b, "add_sink(%s): a name, a topic, serdes "
-                                    "and at most 64 parents are required",
+                ks__builder_fail(b,
+                                 "add_sink(%s): a name, a topic, serdes "
+                                 "and at most 64 parents are required",
                                  name ? name : "(null)");
         else if (resolve_parents(b, name, parents, parent_cnt, idx))
                 n = ks__builder_add_node(b, strdup(name), KS_NODE_SINK, idx,

@@ -8,7 +8,7 @@
 
 struct ks_stream_s {
         ks_builder_t *b;
-        int node; /* -1 in an error stream */
+        int node;                /* -1 in an error stream */
         ks_serde_t *key_serde;   /* borrowed from a node; NULL = unknown */
         ks_serde_t *value_serde; /* borrowed from a node; NULL = unknown */
         struct ks_stream_s *next_owned;
@@ -24,7 +24,7 @@ struct ks_branched_s {
 struct ks_builder_s {
         ks_node_t **nodes;
         int node_cnt, node_cap;
-        int name_index; /* the counter in derived names */
+        int name_index;  /* the counter in derived names */
         char error[512]; /* the first invalid step; "" while fine */
         bool built;
         ks_stream_t *streams; /* every stream handed out, freed with b */
@@ -39,15 +39,20 @@ void ks__builder_fail(ks_builder_t *b, const char *fmt, ...)
 char *ks__builder_name(ks_builder_t *b, const char *name, const char *op);
 /** Adds a node below @p parent_cnt parents, taking ownership of @p name.
  *  @returns the node or NULL (error recorded). */
-ks_node_t *ks__builder_add_node(ks_builder_t *b, char *name,
-                                ks_node_kind_t kind, const int *parents,
+ks_node_t *ks__builder_add_node(ks_builder_t *b,
+                                char *name,
+                                ks_node_kind_t kind,
+                                const int *parents,
                                 int parent_cnt);
 /** A new stream at node @p node with the given (borrowed) serdes. */
-ks_stream_t *ks__stream_new(ks_builder_t *b, int node, ks_serde_t *key_serde,
+ks_stream_t *ks__stream_new(ks_builder_t *b,
+                            int node,
+                            ks_serde_t *key_serde,
                             ks_serde_t *value_serde);
 /** Adds a processor node below stream @p s and returns the stream after it.
  *  @p opaque is owned by the node (freed with @p opaque_free). */
-ks_stream_t *ks__stream_add_processor(ks_stream_t *s, const char *name,
+ks_stream_t *ks__stream_add_processor(ks_stream_t *s,
+                                      const char *name,
                                       const char *op,
                                       const ks_processor_def_t *def,
                                       ks_serde_t *key_serde,

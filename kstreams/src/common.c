@@ -8,22 +8,22 @@
 #include <time.h>
 
 static const char *const err_names[KS_ERR__END] = {
-        [KS_OK]                = "KS_OK: success",
-        [KS_ERR_INVALID_ARG]   = "KS_ERR_INVALID_ARG: invalid argument",
-        [KS_ERR_UNKNOWN_CONF]  = "KS_ERR_UNKNOWN_CONF: unknown property",
-        [KS_ERR_NOMEM]         = "KS_ERR_NOMEM: out of memory",
-        [KS_ERR_NOT_FOUND]     = "KS_ERR_NOT_FOUND: not found",
-        [KS_ERR_STATE]         = "KS_ERR_STATE: invalid state",
-        [KS_ERR_SERDE]         = "KS_ERR_SERDE: serialization error",
-        [KS_ERR_JSON]          = "KS_ERR_JSON: malformed JSON",
-        [KS_ERR_TIMESTAMP]     = "KS_ERR_TIMESTAMP: invalid timestamp",
-        [KS_ERR_PROCESSING]    = "KS_ERR_PROCESSING: processing error",
-        [KS_ERR_TOPOLOGY]      = "KS_ERR_TOPOLOGY: invalid topology",
-        [KS_ERR_IO]            = "KS_ERR_IO: I/O error",
-        [KS_ERR_KAFKA]         = "KS_ERR_KAFKA: Kafka error",
-        [KS_ERR_STORE]         = "KS_ERR_STORE: state store error",
-        [KS_ERR_DATABASE]      = "KS_ERR_DATABASE: database error",
-        [KS_ERR_TIMED_OUT]     = "KS_ERR_TIMED_OUT: timed out",
+        [KS_OK]               = "KS_OK: success",
+        [KS_ERR_INVALID_ARG]  = "KS_ERR_INVALID_ARG: invalid argument",
+        [KS_ERR_UNKNOWN_CONF] = "KS_ERR_UNKNOWN_CONF: unknown property",
+        [KS_ERR_NOMEM]        = "KS_ERR_NOMEM: out of memory",
+        [KS_ERR_NOT_FOUND]    = "KS_ERR_NOT_FOUND: not found",
+        [KS_ERR_STATE]        = "KS_ERR_STATE: invalid state",
+        [KS_ERR_SERDE]        = "KS_ERR_SERDE: serialization error",
+        [KS_ERR_JSON]         = "KS_ERR_JSON: malformed JSON",
+        [KS_ERR_TIMESTAMP]    = "KS_ERR_TIMESTAMP: invalid timestamp",
+        [KS_ERR_PROCESSING]   = "KS_ERR_PROCESSING: processing error",
+        [KS_ERR_TOPOLOGY]     = "KS_ERR_TOPOLOGY: invalid topology",
+        [KS_ERR_IO]           = "KS_ERR_IO: I/O error",
+        [KS_ERR_KAFKA]        = "KS_ERR_KAFKA: Kafka error",
+        [KS_ERR_STORE]        = "KS_ERR_STORE: state store error",
+        [KS_ERR_DATABASE]     = "KS_ERR_DATABASE: database error",
+        [KS_ERR_TIMED_OUT]    = "KS_ERR_TIMED_OUT: timed out",
 };
 
 const char *ks_err2str(ks_err_t err) {

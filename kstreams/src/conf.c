@@ -7,7 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum prop_type_e { PROP_STR, PROP_INT, PROP_BOOL, PROP_ENUM } prop_type_t;
+typedef enum prop_type_e {
+        PROP_STR,
+        PROP_INT,
+        PROP_BOOL,
+        PROP_ENUM
+} prop_type_t;
 
 typedef struct prop_s {
         const char *name;
@@ -38,26 +43,25 @@ static const prop_t props[] = {
          "at_least_once, or exactly_once_v2 (Kafka transactions)."},
         {"state.dir", PROP_STR, "/tmp/kstreams", 0, 0, NULL,
          "Directory for local state: `<state.dir>/<application.id>/<task>/`."},
-        {"buffered.records.per.partition", PROP_INT, "1000", 1, 10000000,
-         NULL,
-         "Records buffered per input partition before it is paused."},
+        {"buffered.records.per.partition", PROP_INT, "10000", 1, 10000000, NULL,
+         "Records buffered per input partition before it is paused. A "
+         "safety net only: the stream loop processes what it consumes, and "
+         "pausing makes librdkafka drop the partition's prefetched records."},
         {"max.task.idle.ms", PROP_INT, "0", -1, 86400000, NULL,
          "How long a task with several input partitions waits for data on "
          "an empty one before processing the others out of timestamp order "
          "(-1: never wait)."},
         {"poll.ms", PROP_INT, "100", 0, 60000, NULL,
          "How long a stream thread blocks waiting for records."},
-        {"default.deserialization.exception.handler", PROP_ENUM, "fail", 0,
-         0, HANDLERS,
+        {"default.deserialization.exception.handler", PROP_ENUM, "fail", 0, 0,
+         HANDLERS,
          "What a record that cannot be deserialized (or has no valid "
          "timestamp) does: fail the task, log and skip it, or go to the "
          "dead-letter topic."},
         {"default.processing.exception.handler", PROP_ENUM, "fail", 0, 0,
-         HANDLERS,
-         "What a record whose processor returns an error does."},
+         HANDLERS, "What a record whose processor returns an error does."},
         {"default.production.exception.handler", PROP_ENUM, "fail", 0, 0,
-         HANDLERS,
-         "What a record whose delivery to Kafka fails does."},
+         HANDLERS, "What a record whose delivery to Kafka fails does."},
         {"errors.dead.letter.queue.topic.name", PROP_STR, "", 0, 0, NULL,
          "The dead-letter topic. Records sent there keep their original "
          "key and value bytes, with headers naming the error, source topic, "
@@ -116,7 +120,8 @@ void ks_conf_destroy(ks_conf_t *conf) {
         free(conf);
 }
 
-static ks_err_t entry_put(ks_conf_t *conf, const char *name,
+static ks_err_t entry_put(ks_conf_t *conf,
+                          const char *name,
                           const char *value) {
         char *v = strdup(value);
         if (!v)
@@ -163,7 +168,7 @@ ks_conf_t *ks_conf_dup(const ks_conf_t *conf) {
 }
 
 static bool enum_has(const char *enums, const char *value) {
-        size_t vlen = strlen(value);
+        size_t vlen   = strlen(value);
         const char *p = enums;
         while (*p) {
                 size_t n = strcspn(p, "|");
@@ -176,7 +181,9 @@ static bool enum_has(const char *enums, const char *value) {
         return false;
 }
 
-static ks_err_t validate(const prop_t *p, const char *value, char *errstr,
+static ks_err_t validate(const prop_t *p,
+                         const char *value,
+                         char *errstr,
                          size_t errstr_size) {
         switch (p->type) {
         case PROP_STR:
@@ -184,15 +191,14 @@ static ks_err_t validate(const prop_t *p, const char *value, char *errstr,
         case PROP_BOOL:
                 if (!strcmp(value, "true") || !strcmp(value, "false"))
                         return KS_OK;
-                snprintf(errstr, errstr_size,
-                         "%s: \"%s\" is not true or false", p->name, value);
+                snprintf(errstr, errstr_size, "%s: \"%s\" is not true or false",
+                         p->name, value);
                 return KS_ERR_INVALID_ARG;
         case PROP_ENUM:
                 if (enum_has(p->enums, value))
                         return KS_OK;
-                snprintf(errstr, errstr_size,
-                         "%s: \"%s\" is not one of %s", p->name, value,
-                         p->enums);
+                snprintf(errstr, errstr_size, "%s: \"%s\" is not one of %s",
+                         p->name, value, p->enums);
                 return KS_ERR_INVALID_ARG;
         case PROP_INT: {
                 char *end;
@@ -206,8 +212,8 @@ static ks_err_t validate(const prop_t *p, const char *value, char *errstr,
                 }
                 if (v < p->min || v > p->max) {
                         snprintf(errstr, errstr_size,
-                                 "%s: %lld is outside [%lld, %lld]", p->name,
-                                 v, (long long)p->min, (long long)p->max);
+                                 "%s: %lld is outside [%lld, %lld]", p->name, v,
+                                 (long long)p->min, (long long)p->max);
                         return KS_ERR_INVALID_ARG;
                 }
                 return KS_OK;
@@ -218,8 +224,10 @@ static ks_err_t validate(const prop_t *p, const char *value, char *errstr,
 
 /* librdkafka validates its own properties: try the value on a scratch conf
  * so a typo fails at ks_conf_set() rather than at start-up. */
-static ks_err_t validate_rdkafka(const char *name, const char *value,
-                                 char *errstr, size_t errstr_size) {
+static ks_err_t validate_rdkafka(const char *name,
+                                 const char *value,
+                                 char *errstr,
+                                 size_t errstr_size) {
         rd_kafka_conf_t *scratch = rd_kafka_conf_new();
         char rderr[256];
         rd_kafka_conf_res_t res =
@@ -238,8 +246,11 @@ static ks_err_t validate_rdkafka(const char *name, const char *value,
         return KS_ERR_INVALID_ARG;
 }
 
-ks_err_t ks_conf_set(ks_conf_t *conf, const char *name, const char *value,
-                     char *errstr, size_t errstr_size) {
+ks_err_t ks_conf_set(ks_conf_t *conf,
+                     const char *name,
+                     const char *value,
+                     char *errstr,
+                     size_t errstr_size) {
         if (!name || !value) {
                 snprintf(errstr, errstr_size, "ks_conf_set: NULL %s",
                          name ? "value" : "name");
@@ -267,7 +278,9 @@ ks_err_t ks_conf_set(ks_conf_t *conf, const char *name, const char *value,
         return err;
 }
 
-ks_err_t ks_conf_get(const ks_conf_t *conf, const char *name, char *dest,
+ks_err_t ks_conf_get(const ks_conf_t *conf,
+                     const char *name,
+                     char *dest,
                      size_t dest_size) {
         const entry_t *e = entry_find(conf, name);
         const char *v    = e ? e->value : NULL;
@@ -316,7 +329,8 @@ ks_handler_t ks__conf_handler(const ks_conf_t *conf, const char *name) {
         return KS_HANDLER_FAIL;
 }
 
-int ks__conf_foreach_rdkafka(const ks_conf_t *conf, ks_conf_side_t side,
+int ks__conf_foreach_rdkafka(const ks_conf_t *conf,
+                             ks_conf_side_t side,
                              int (*fn)(const char *, const char *, void *),
                              void *opaque) {
         static const char *const prefixes[] = {"consumer.", "producer.",
@@ -383,8 +397,7 @@ ks_err_t ks_conf_properties_markdown(ks_buf_t *out) {
                 else if (p->type == PROP_ENUM)
                         snprintf(range, sizeof(range), "%s", p->enums);
                 err = ks_buf_appendf(out, "| `%s` | %s | %s%s%s | %s | %s |\n",
-                                     p->name, type_name(p),
-                                     *p->def ? "`" : "",
+                                     p->name, type_name(p), *p->def ? "`" : "",
                                      *p->def ? p->def : "(none)",
                                      *p->def ? "`" : "", range, p->doc);
         }

@@ -8,7 +8,10 @@
 #include "kstreams/partitioner.h"
 #include "task_priv.h"
 
-static void note_failure(ks_ctx_t *ctx, int id, ks_err_t err, bool in_sink,
+static void note_failure(ks_ctx_t *ctx,
+                         int id,
+                         ks_err_t err,
+                         bool in_sink,
                          const char *msg) {
         if (ctx->failed_node >= 0)
                 return;
@@ -19,9 +22,11 @@ static void note_failure(ks_ctx_t *ctx, int id, ks_err_t err, bool in_sink,
                 snprintf(ctx->fail_msg, sizeof(ctx->fail_msg), "%s", msg);
 }
 
-static ks_err_t run_sink(ks_ctx_t *ctx, const ks_node_t *n, const void *key,
+static ks_err_t run_sink(ks_ctx_t *ctx,
+                         const ks_node_t *n,
+                         const void *key,
                          const void *value) {
-        ks_task_t *task = ctx->task;
+        ks_task_t *task  = ctx->task;
         char errstr[256] = "";
         const char *topic;
         if (n->topic_fn)
@@ -57,7 +62,7 @@ static ks_err_t run_sink(ks_ctx_t *ctx, const ks_node_t *n, const void *key,
         if (value && !vb.data)
                 vb.data = "";
         const ks_collector_t *c = task->collector;
-        int32_t cnt = c->partition_count(c->opaque, topic);
+        int32_t cnt             = c->partition_count(c->opaque, topic);
         int32_t partition =
                 cnt > 0 ? ks_partition_for_key(kb.data, kb.len, cnt) : -1;
         err = c->send(c->opaque, topic, partition, kb, vb, ctx->timestamp,
@@ -70,11 +75,13 @@ static ks_err_t run_sink(ks_ctx_t *ctx, const ks_node_t *n, const void *key,
         return KS_OK;
 }
 
-ks_err_t ks__task_run_node(ks_ctx_t *ctx, int id, const void *key,
+ks_err_t ks__task_run_node(ks_ctx_t *ctx,
+                           int id,
+                           const void *key,
                            const void *value) {
-        ks_task_t *task   = ctx->task;
+        ks_task_t *task    = ctx->task;
         const ks_node_t *n = task->topology->nodes[id];
-        int saved         = ctx->node;
+        int saved          = ctx->node;
         ks_err_t err;
         ctx->node = id;
         if (n->kind == KS_NODE_SINK) {
@@ -92,15 +99,17 @@ ks_err_t ks__task_run_node(ks_ctx_t *ctx, int id, const void *key,
 ks_err_t ks_ctx_forward(ks_ctx_t *ctx, const void *key, const void *value) {
         const ks_node_t *n = ctx->task->topology->nodes[ctx->node];
         for (int i = 0; i < n->child_cnt; i++) {
-                ks_err_t err = ks__task_run_node(ctx, n->children[i], key,
-                                                 value);
+                ks_err_t err =
+                        ks__task_run_node(ctx, n->children[i], key, value);
                 if (err)
                         return err;
         }
         return KS_OK;
 }
 
-ks_err_t ks_ctx_forward_to(ks_ctx_t *ctx, const char *child, const void *key,
+ks_err_t ks_ctx_forward_to(ks_ctx_t *ctx,
+                           const char *child,
+                           const void *key,
                            const void *value) {
         if (!child)
                 return ks_ctx_forward(ctx, key, value);
@@ -113,8 +122,11 @@ ks_err_t ks_ctx_forward_to(ks_ctx_t *ctx, const char *child, const void *key,
         return KS_ERR_NOT_FOUND;
 }
 
-ks_err_t ks_ctx_forward_ts(ks_ctx_t *ctx, const char *child, const void *key,
-                           const void *value, int64_t timestamp) {
+ks_err_t ks_ctx_forward_ts(ks_ctx_t *ctx,
+                           const char *child,
+                           const void *key,
+                           const void *value,
+                           int64_t timestamp) {
         int64_t saved  = ctx->timestamp;
         ctx->timestamp = timestamp;
         ks_err_t err   = ks_ctx_forward_to(ctx, child, key, value);
@@ -183,18 +195,19 @@ const ks_header_t *ks_ctx_header_last(const ks_ctx_t *ctx, const char *name) {
         return NULL;
 }
 
-ks_err_t ks_ctx_header_add(ks_ctx_t *ctx, const char *name, const void *value,
+ks_err_t ks_ctx_header_add(ks_ctx_t *ctx,
+                           const char *name,
+                           const void *value,
                            size_t len) {
         /* Copy on first write: until then the headers are the raw
          * record's, which must not change under the feeder. */
         if (!ctx->own_headers || ctx->header_cnt == ctx->own_cap) {
-                size_t cap = ctx->header_cnt * 2 + 4;
+                size_t cap     = ctx->header_cnt * 2 + 4;
                 ks_header_t *h = ks_arena_alloc(ctx->arena, cap * sizeof(*h));
                 if (!h)
                         return KS_ERR_NOMEM;
                 if (ctx->header_cnt)
-                        memcpy(h, ctx->headers,
-                               ctx->header_cnt * sizeof(*h));
+                        memcpy(h, ctx->headers, ctx->header_cnt * sizeof(*h));
                 ctx->own_headers = h;
                 ctx->own_cap     = cap;
                 ctx->headers     = h;
@@ -209,17 +222,18 @@ ks_err_t ks_ctx_header_add(ks_ctx_t *ctx, const char *name, const void *value,
         return KS_OK;
 }
 
-ks_punctuator_t *ks_ctx_schedule(ks_ctx_t *ctx, int64_t interval_ms,
+ks_punctuator_t *ks_ctx_schedule(ks_ctx_t *ctx,
+                                 int64_t interval_ms,
                                  ks_punctuation_type_t type,
-                                 ks_punctuate_fn *fn, void *opaque) {
+                                 ks_punctuate_fn *fn,
+                                 void *opaque) {
         ks_task_t *task = ctx->task;
         if (interval_ms < 1 || !fn ||
             (type != KS_PUNCTUATE_STREAM_TIME &&
              type != KS_PUNCTUATE_WALL_CLOCK))
                 return NULL;
-        ks_punctuator_t **np = realloc(task->puncts,
-                                       (size_t)(task->punct_cnt + 1) *
-                                               sizeof(*np));
+        ks_punctuator_t **np = realloc(
+                task->puncts, (size_t)(task->punct_cnt + 1) * sizeof(*np));
         if (!np)
                 return NULL;
         task->puncts       = np;
@@ -233,9 +247,9 @@ ks_punctuator_t *ks_ctx_schedule(ks_ctx_t *ctx, int64_t interval_ms,
         p->opaque   = opaque;
         /* As Kafka Streams: stream time aligned to 0 (fires as soon as
          * there is data), wall clock one interval from now. */
-        p->next = type == KS_PUNCTUATE_STREAM_TIME
-                          ? 0
-                          : ks__task_wall_clock(task) + interval_ms;
+        p->next                         = type == KS_PUNCTUATE_STREAM_TIME
+                                                  ? 0
+                                                  : ks__task_wall_clock(task) + interval_ms;
         task->puncts[task->punct_cnt++] = p;
         return p;
 }

@@ -17,11 +17,19 @@ static void op_free(void *p) {
         free(p);
 }
 
-static ks_stream_t *add_op(ks_stream_t *s, const char *name, const char *op,
-                           ks_err_t (*process)(ks_ctx_t *, const void *,
-                                               const void *, void *, void *),
-                           void *fn, void *opaque, bool negate,
-                           ks_serde_t *key_serde, ks_serde_t *value_serde) {
+static ks_stream_t *add_op(ks_stream_t *s,
+                           const char *name,
+                           const char *op,
+                           ks_err_t (*process)(ks_ctx_t *,
+                                               const void *,
+                                               const void *,
+                                               void *,
+                                               void *),
+                           void *fn,
+                           void *opaque,
+                           bool negate,
+                           ks_serde_t *key_serde,
+                           ks_serde_t *value_serde) {
         if (!s)
                 return NULL;
         if (!fn) {
@@ -33,18 +41,20 @@ static ks_stream_t *add_op(ks_stream_t *s, const char *name, const char *op,
                 ks__builder_fail(s->b, "%s: out of memory", name ? name : op);
                 return &s->b->error_stream;
         }
-        o->fn     = fn;
-        o->opaque = opaque;
-        o->negate = negate;
-        ks_processor_def_t def = {.process     = process,
-                                  .opaque      = o,
-                                  .opaque_free = op_free};
+        o->fn                  = fn;
+        o->opaque              = opaque;
+        o->negate              = negate;
+        ks_processor_def_t def = {
+                .process = process, .opaque = o, .opaque_free = op_free};
         return ks__stream_add_processor(s, name, op, &def, key_serde,
                                         value_serde);
 }
 
-static ks_err_t filter_process(ks_ctx_t *ctx, const void *key,
-                               const void *value, void *state, void *opaque) {
+static ks_err_t filter_process(ks_ctx_t *ctx,
+                               const void *key,
+                               const void *value,
+                               void *state,
+                               void *opaque) {
         const op_t *o = opaque;
         (void)state;
         bool keep = ((ks_predicate_fn *)o->fn)(key, value, o->opaque);
@@ -53,22 +63,28 @@ static ks_err_t filter_process(ks_ctx_t *ctx, const void *key,
         return KS_OK;
 }
 
-ks_stream_t *ks_stream_filter(ks_stream_t *s, const char *name,
-                              ks_predicate_fn *pred, void *opaque) {
+ks_stream_t *ks_stream_filter(ks_stream_t *s,
+                              const char *name,
+                              ks_predicate_fn *pred,
+                              void *opaque) {
         return add_op(s, name, "FILTER", filter_process, (void *)pred, opaque,
                       false, s ? s->key_serde : NULL,
                       s ? s->value_serde : NULL);
 }
 
-ks_stream_t *ks_stream_filter_not(ks_stream_t *s, const char *name,
-                                  ks_predicate_fn *pred, void *opaque) {
+ks_stream_t *ks_stream_filter_not(ks_stream_t *s,
+                                  const char *name,
+                                  ks_predicate_fn *pred,
+                                  void *opaque) {
         return add_op(s, name, "FILTER", filter_process, (void *)pred, opaque,
-                      true, s ? s->key_serde : NULL,
-                      s ? s->value_serde : NULL);
+                      true, s ? s->key_serde : NULL, s ? s->value_serde : NULL);
 }
 
-static ks_err_t map_process(ks_ctx_t *ctx, const void *key, const void *value,
-                            void *state, void *opaque) {
+static ks_err_t map_process(ks_ctx_t *ctx,
+                            const void *key,
+                            const void *value,
+                            void *state,
+                            void *opaque) {
         const op_t *o = opaque;
         (void)state;
         ks_kv_t kv = ((ks_kv_mapper_fn *)o->fn)(ks_ctx_arena(ctx), key, value,
@@ -76,14 +92,18 @@ static ks_err_t map_process(ks_ctx_t *ctx, const void *key, const void *value,
         return ks_ctx_forward(ctx, kv.key, kv.value);
 }
 
-ks_stream_t *ks_stream_map(ks_stream_t *s, const char *name,
-                           ks_kv_mapper_fn *fn, void *opaque) {
+ks_stream_t *ks_stream_map(ks_stream_t *s,
+                           const char *name,
+                           ks_kv_mapper_fn *fn,
+                           void *opaque) {
         return add_op(s, name, "MAP", map_process, (void *)fn, opaque, false,
                       NULL, NULL);
 }
 
-static ks_err_t map_values_process(ks_ctx_t *ctx, const void *key,
-                                   const void *value, void *state,
+static ks_err_t map_values_process(ks_ctx_t *ctx,
+                                   const void *key,
+                                   const void *value,
+                                   void *state,
                                    void *opaque) {
         const op_t *o = opaque;
         (void)state;
@@ -92,14 +112,18 @@ static ks_err_t map_values_process(ks_ctx_t *ctx, const void *key,
         return ks_ctx_forward(ctx, key, v);
 }
 
-ks_stream_t *ks_stream_map_values(ks_stream_t *s, const char *name,
-                                  ks_mapper_fn *fn, void *opaque) {
+ks_stream_t *ks_stream_map_values(ks_stream_t *s,
+                                  const char *name,
+                                  ks_mapper_fn *fn,
+                                  void *opaque) {
         return add_op(s, name, "MAPVALUES", map_values_process, (void *)fn,
                       opaque, false, s ? s->key_serde : NULL, NULL);
 }
 
-static ks_err_t select_key_process(ks_ctx_t *ctx, const void *key,
-                                   const void *value, void *state,
+static ks_err_t select_key_process(ks_ctx_t *ctx,
+                                   const void *key,
+                                   const void *value,
+                                   void *state,
                                    void *opaque) {
         const op_t *o = opaque;
         (void)state;
@@ -108,13 +132,16 @@ static ks_err_t select_key_process(ks_ctx_t *ctx, const void *key,
         return ks_ctx_forward(ctx, k, value);
 }
 
-ks_stream_t *ks_stream_select_key(ks_stream_t *s, const char *name,
-                                  ks_mapper_fn *fn, void *opaque) {
+ks_stream_t *ks_stream_select_key(ks_stream_t *s,
+                                  const char *name,
+                                  ks_mapper_fn *fn,
+                                  void *opaque) {
         return add_op(s, name, "KEY-SELECT", select_key_process, (void *)fn,
                       opaque, false, NULL, s ? s->value_serde : NULL);
 }
 
-/* ---- flat_map ------------------------------------------------------------- */
+/* ---- flat_map -------------------------------------------------------------
+ */
 
 struct ks_emitter_s {
         ks_ctx_t *ctx;
@@ -140,8 +167,11 @@ ks_arena_t *ks_emitter_arena(ks_emitter_t *e) {
         return ks_ctx_arena(e->ctx);
 }
 
-static ks_err_t flat_map_process(ks_ctx_t *ctx, const void *key,
-                                 const void *value, void *state, void *opaque) {
+static ks_err_t flat_map_process(ks_ctx_t *ctx,
+                                 const void *key,
+                                 const void *value,
+                                 void *state,
+                                 void *opaque) {
         const op_t *o     = opaque;
         ks_emitter_t emit = {.ctx = ctx, .key = key, .values_only = o->negate};
         (void)state;
@@ -149,43 +179,56 @@ static ks_err_t flat_map_process(ks_ctx_t *ctx, const void *key,
         return emit.err;
 }
 
-ks_stream_t *ks_stream_flat_map(ks_stream_t *s, const char *name,
-                                ks_flat_mapper_fn *fn, void *opaque) {
+ks_stream_t *ks_stream_flat_map(ks_stream_t *s,
+                                const char *name,
+                                ks_flat_mapper_fn *fn,
+                                void *opaque) {
         return add_op(s, name, "FLATMAP", flat_map_process, (void *)fn, opaque,
                       false, NULL, NULL);
 }
 
-ks_stream_t *ks_stream_flat_map_values(ks_stream_t *s, const char *name,
-                                       ks_flat_mapper_fn *fn, void *opaque) {
+ks_stream_t *ks_stream_flat_map_values(ks_stream_t *s,
+                                       const char *name,
+                                       ks_flat_mapper_fn *fn,
+                                       void *opaque) {
         /* negate marks "values only" for this operation. */
         return add_op(s, name, "FLATMAPVALUES", flat_map_process, (void *)fn,
                       opaque, true, s ? s->key_serde : NULL, NULL);
 }
 
-/* ---- peek, foreach -------------------------------------------------------- */
+/* ---- peek, foreach --------------------------------------------------------
+ */
 
-static ks_err_t peek_process(ks_ctx_t *ctx, const void *key, const void *value,
-                             void *state, void *opaque) {
+static ks_err_t peek_process(ks_ctx_t *ctx,
+                             const void *key,
+                             const void *value,
+                             void *state,
+                             void *opaque) {
         const op_t *o = opaque;
         (void)state;
         ((ks_action_fn *)o->fn)(key, value, o->opaque);
         return ks_ctx_forward(ctx, key, value);
 }
 
-ks_stream_t *ks_stream_peek(ks_stream_t *s, const char *name, ks_action_fn *fn,
+ks_stream_t *ks_stream_peek(ks_stream_t *s,
+                            const char *name,
+                            ks_action_fn *fn,
                             void *opaque) {
         return add_op(s, name, "PEEK", peek_process, (void *)fn, opaque, false,
                       s ? s->key_serde : NULL, s ? s->value_serde : NULL);
 }
 
-void ks_stream_foreach(ks_stream_t *s, const char *name, ks_action_fn *fn,
+void ks_stream_foreach(ks_stream_t *s,
+                       const char *name,
+                       ks_action_fn *fn,
                        void *opaque) {
         /* A foreach node has no children, so its forward reaches nobody. */
         add_op(s, name, "FOREACH", peek_process, (void *)fn, opaque, false,
                NULL, NULL);
 }
 
-/* ---- split / branch -------------------------------------------------------- */
+/* ---- split / branch --------------------------------------------------------
+ */
 
 typedef struct branch_s {
         ks_predicate_fn *pred; /* NULL: the default branch */
@@ -207,8 +250,11 @@ static void split_free(void *p) {
         free(sp);
 }
 
-static ks_err_t split_process(ks_ctx_t *ctx, const void *key,
-                              const void *value, void *state, void *opaque) {
+static ks_err_t split_process(ks_ctx_t *ctx,
+                              const void *key,
+                              const void *value,
+                              void *state,
+                              void *opaque) {
         const split_t *sp = opaque;
         (void)state;
         for (int i = 0; i < sp->cnt; i++) {
@@ -219,8 +265,11 @@ static ks_err_t split_process(ks_ctx_t *ctx, const void *key,
         return KS_OK;
 }
 
-static ks_err_t pass_process(ks_ctx_t *ctx, const void *key, const void *value,
-                             void *state, void *opaque) {
+static ks_err_t pass_process(ks_ctx_t *ctx,
+                             const void *key,
+                             const void *value,
+                             void *state,
+                             void *opaque) {
         (void)state, (void)opaque;
         return ks_ctx_forward(ctx, key, value);
 }
@@ -228,8 +277,8 @@ static ks_err_t pass_process(ks_ctx_t *ctx, const void *key, const void *value,
 ks_branched_t *ks_stream_split(ks_stream_t *s, const char *name) {
         if (!s)
                 return NULL;
-        ks_builder_t *b = s->b;
-        split_t *sp     = calloc(1, sizeof(*sp));
+        ks_builder_t *b   = s->b;
+        split_t *sp       = calloc(1, sizeof(*sp));
         ks_branched_t *br = calloc(1, sizeof(*br));
         if (!sp || !br) {
                 free(sp);
@@ -240,9 +289,8 @@ ks_branched_t *ks_stream_split(ks_stream_t *s, const char *name) {
         ks_processor_def_t def = {.process     = split_process,
                                   .opaque      = sp,
                                   .opaque_free = split_free};
-        ks_stream_t *out = ks__stream_add_processor(s, name, "BRANCH", &def,
-                                                    s->key_serde,
-                                                    s->value_serde);
+        ks_stream_t *out       = ks__stream_add_processor(
+                      s, name, "BRANCH", &def, s->key_serde, s->value_serde);
         br->parent     = out;
         br->split_node = out ? out->node : -1;
         br->prefix     = strdup(name ? name : "");
@@ -253,8 +301,10 @@ ks_branched_t *ks_stream_split(ks_stream_t *s, const char *name) {
         return br;
 }
 
-static ks_stream_t *add_branch(ks_branched_t *br, const char *name,
-                               ks_predicate_fn *pred, void *opaque) {
+static ks_stream_t *add_branch(ks_branched_t *br,
+                               const char *name,
+                               ks_predicate_fn *pred,
+                               void *opaque) {
         if (!br)
                 return NULL;
         ks_stream_t *parent = br->parent;
@@ -274,17 +324,17 @@ static ks_stream_t *add_branch(ks_branched_t *br, const char *name,
         snprintf(child, sizeof(child), "%s%s",
                  *br->prefix ? br->prefix : "KSTREAM-BRANCH-",
                  name ? name : idx);
-        branch_t *nb = realloc(sp->branches,
-                               (size_t)(sp->cnt + 1) * sizeof(*nb));
+        branch_t *nb =
+                realloc(sp->branches, (size_t)(sp->cnt + 1) * sizeof(*nb));
         if (!nb) {
                 ks__builder_fail(b, "branch %s: out of memory", child);
                 return &b->error_stream;
         }
-        sp->branches = nb;
+        sp->branches           = nb;
         ks_processor_def_t def = {.process = pass_process};
-        ks_stream_t *out = ks__stream_add_processor(parent, child, "BRANCHCHILD",
-                                                    &def, parent->key_serde,
-                                                    parent->value_serde);
+        ks_stream_t *out       = ks__stream_add_processor(
+                      parent, child, "BRANCHCHILD", &def, parent->key_serde,
+                      parent->value_serde);
         if (out->node < 0)
                 return out;
         nb[sp->cnt].pred   = pred;
@@ -300,8 +350,10 @@ static ks_stream_t *add_branch(ks_branched_t *br, const char *name,
         return out;
 }
 
-ks_stream_t *ks_branch(ks_branched_t *br, const char *name,
-                       ks_predicate_fn *pred, void *opaque) {
+ks_stream_t *ks_branch(ks_branched_t *br,
+                       const char *name,
+                       ks_predicate_fn *pred,
+                       void *opaque) {
         if (br && !pred) {
                 ks__builder_fail(br->parent->b, "branch %s: NULL predicate",
                                  name ? name : "");
@@ -314,42 +366,46 @@ ks_stream_t *ks_branch_default(ks_branched_t *br, const char *name) {
         return add_branch(br, name ? name : "default", NULL, NULL);
 }
 
-/* ---- merge, process ---------------------------------------------------------- */
+/* ---- merge, process
+ * ---------------------------------------------------------- */
 
-ks_stream_t *ks_stream_merge(ks_stream_t *a, ks_stream_t *other,
+ks_stream_t *ks_stream_merge(ks_stream_t *a,
+                             ks_stream_t *other,
                              const char *name) {
         if (!a || !other)
                 return NULL;
         ks_builder_t *b = a->b;
         if (other->b != b) {
-                ks__builder_fail(b, "merge: the streams come from different "
-                                    "builders");
+                ks__builder_fail(b,
+                                 "merge: the streams come from different "
+                                 "builders");
                 return &b->error_stream;
         }
         if (!ks__stream_ok(a, "merge") || !ks__stream_ok(other, "merge"))
                 return &b->error_stream;
         int parents[2] = {a->node, other->node};
-        ks_node_t *n   = ks__builder_add_node(b, ks__builder_name(b, name, "MERGE"),
-                                              KS_NODE_PROCESSOR, parents, 2);
+        ks_node_t *n =
+                ks__builder_add_node(b, ks__builder_name(b, name, "MERGE"),
+                                     KS_NODE_PROCESSOR, parents, 2);
         if (!n)
                 return &b->error_stream;
         n->def.process = pass_process;
         /* Serdes stay known only where both sides agree. */
-        return ks__stream_new(b, n->id,
-                              a->key_serde == other->key_serde ? a->key_serde
-                                                               : NULL,
-                              a->value_serde == other->value_serde
-                                      ? a->value_serde
-                                      : NULL);
+        return ks__stream_new(
+                b, n->id,
+                a->key_serde == other->key_serde ? a->key_serde : NULL,
+                a->value_serde == other->value_serde ? a->value_serde : NULL);
 }
 
-ks_stream_t *ks_stream_process(ks_stream_t *s, const char *name,
+ks_stream_t *ks_stream_process(ks_stream_t *s,
+                               const char *name,
                                const ks_processor_def_t *def) {
         if (!s)
                 return NULL;
         if (!def || !def->process) {
-                ks__builder_fail(s->b, "process(%s): a process callback is "
-                                       "required",
+                ks__builder_fail(s->b,
+                                 "process(%s): a process callback is "
+                                 "required",
                                  name ? name : "");
                 if (def && def->opaque_free)
                         def->opaque_free(def->opaque);
@@ -358,12 +414,15 @@ ks_stream_t *ks_stream_process(ks_stream_t *s, const char *name,
         return ks__stream_add_processor(s, name, "PROCESSOR", def, NULL, NULL);
 }
 
-/* ---- sinks and repartition ---------------------------------------------------- */
+/* ---- sinks and repartition
+ * ---------------------------------------------------- */
 
 /* Resolves a sink serde: the one given (owned), or a new reference to the
  * stream's known one. Records an error when neither exists. */
-static ks_serde_t *sink_serde(ks_stream_t *s, ks_serde_t *given,
-                              ks_serde_t *known, const char *what,
+static ks_serde_t *sink_serde(ks_stream_t *s,
+                              ks_serde_t *given,
+                              ks_serde_t *known,
+                              const char *what,
                               const char *step) {
         if (given)
                 return given;
@@ -376,8 +435,11 @@ static ks_serde_t *sink_serde(ks_stream_t *s, ks_serde_t *given,
         return NULL;
 }
 
-static ks_node_t *add_sink(ks_stream_t *s, const char *name, const char *op,
-                           const char *topic, ks_serde_t *key_serde,
+static ks_node_t *add_sink(ks_stream_t *s,
+                           const char *name,
+                           const char *op,
+                           const char *topic,
+                           ks_serde_t *key_serde,
                            ks_serde_t *value_serde) {
         ks_builder_t *b = s->b;
         char step[300];
@@ -412,7 +474,9 @@ static ks_node_t *add_sink(ks_stream_t *s, const char *name, const char *op,
         return n;
 }
 
-void ks_stream_to(ks_stream_t *s, const char *topic, ks_serde_t *key_serde,
+void ks_stream_to(ks_stream_t *s,
+                  const char *topic,
+                  ks_serde_t *key_serde,
                   ks_serde_t *value_serde) {
         if (!s || !topic || !*topic) {
                 if (s)
@@ -424,9 +488,12 @@ void ks_stream_to(ks_stream_t *s, const char *topic, ks_serde_t *key_serde,
         add_sink(s, NULL, "SINK", topic, key_serde, value_serde);
 }
 
-void ks_stream_to_dynamic(ks_stream_t *s, const char *name,
-                          ks_topic_extractor_fn *fn, void *opaque,
-                          ks_serde_t *key_serde, ks_serde_t *value_serde) {
+void ks_stream_to_dynamic(ks_stream_t *s,
+                          const char *name,
+                          ks_topic_extractor_fn *fn,
+                          void *opaque,
+                          ks_serde_t *key_serde,
+                          ks_serde_t *value_serde) {
         if (!s || !fn) {
                 if (s)
                         ks__builder_fail(s->b, "to: NULL topic extractor");
@@ -441,7 +508,8 @@ void ks_stream_to_dynamic(ks_stream_t *s, const char *name,
         }
 }
 
-ks_stream_t *ks_stream_repartition(ks_stream_t *s, const char *name,
+ks_stream_t *ks_stream_repartition(ks_stream_t *s,
+                                   const char *name,
                                    ks_serde_t *key_serde,
                                    ks_serde_t *value_serde,
                                    int32_t partitions) {
@@ -468,15 +536,16 @@ ks_stream_t *ks_stream_repartition(ks_stream_t *s, const char *name,
         snprintf(sink, sizeof(sink), "%s-sink", topic);
         snprintf(source, sizeof(source), "%s-source", topic);
         free(base);
-        ks_node_t *sn = add_sink(s, sink, "SINK", topic, key_serde, value_serde);
+        ks_node_t *sn =
+                add_sink(s, sink, "SINK", topic, key_serde, value_serde);
         if (!sn)
                 return &b->error_stream;
-        sn->internal   = true;
-        sn->partitions = partitions;
+        sn->internal         = true;
+        sn->partitions       = partitions;
         const char *topics[] = {topic};
-        ks_stream_t *out = ks_builder_stream_topics(
-                b, source, topics, 1, ks_serde_ref(sn->key_serde),
-                ks_serde_ref(sn->value_serde));
+        ks_stream_t *out     = ks_builder_stream_topics(
+                    b, source, topics, 1, ks_serde_ref(sn->key_serde),
+                    ks_serde_ref(sn->value_serde));
         if (out->node >= 0)
                 b->nodes[out->node]->internal = true;
         return out;

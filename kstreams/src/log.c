@@ -28,7 +28,9 @@ static const char *level_name(ks_log_level_t level) {
         }
 }
 
-static void vlog(ks_log_level_t level, const char *suffix, const char *fmt,
+static void vlog(ks_log_level_t level,
+                 const char *suffix,
+                 const char *fmt,
                  va_list ap) {
         char msg[1024];
         char ts[32];
@@ -49,8 +51,11 @@ void ks__log(ks_log_level_t level, const char *fmt, ...) {
         va_end(ap);
 }
 
-void ks__log_limited(ks_rate_limit_t *rl, int64_t interval_ms,
-                     ks_log_level_t level, const char *fmt, ...) {
+void ks__log_limited(ks_rate_limit_t *rl,
+                     int64_t interval_ms,
+                     ks_log_level_t level,
+                     const char *fmt,
+                     ...) {
         int64_t now = ks_now_ms();
         if (rl->last_ms && now - rl->last_ms < interval_ms) {
                 rl->suppressed++;

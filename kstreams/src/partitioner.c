@@ -8,7 +8,8 @@
 
 static atomic_uint null_key_counter;
 
-int32_t ks_partition_for_key(const void *key, size_t len,
+int32_t ks_partition_for_key(const void *key,
+                             size_t len,
                              int32_t partition_count) {
         if (partition_count < 1)
                 return -1;
@@ -20,6 +21,6 @@ int32_t ks_partition_for_key(const void *key, size_t len,
                                  (unsigned)partition_count);
         /* The murmur2 branch only hashes the key; the topic handle and the
          * opaques are never touched. */
-        return rd_kafka_msg_partitioner_murmur2(NULL, key, len,
-                                                partition_count, NULL, NULL);
+        return rd_kafka_msg_partitioner_murmur2(NULL, key, len, partition_count,
+                                                NULL, NULL);
 }

@@ -16,8 +16,10 @@ struct ks_serde_s {
         void (*opaque_free)(void *);
 };
 
-ks_serde_t *ks_serde_new(const char *name, ks_serialize_fn *ser,
-                         ks_deserialize_fn *de, void *opaque,
+ks_serde_t *ks_serde_new(const char *name,
+                         ks_serialize_fn *ser,
+                         ks_deserialize_fn *de,
+                         void *opaque,
                          void (*opaque_free)(void *)) {
         if (!ser || !de)
                 return NULL;
@@ -58,35 +60,47 @@ const char *ks_serde_name(const ks_serde_t *s) {
         return s->name;
 }
 
-ks_err_t ks_serde_serialize(const ks_serde_t *s, const void *obj,
-                            ks_buf_t *out, char *errstr, size_t errstr_size) {
+ks_err_t ks_serde_serialize(const ks_serde_t *s,
+                            const void *obj,
+                            ks_buf_t *out,
+                            char *errstr,
+                            size_t errstr_size) {
         if (!obj)
                 return KS_OK;
         return s->ser(obj, out, s->opaque, errstr, errstr_size);
 }
 
-ks_err_t ks_serde_deserialize(const ks_serde_t *s, ks_arena_t *arena,
-                              const void *data, size_t len,
-                              const void **obj_out, char *errstr,
+ks_err_t ks_serde_deserialize(const ks_serde_t *s,
+                              ks_arena_t *arena,
+                              const void *data,
+                              size_t len,
+                              const void **obj_out,
+                              char *errstr,
                               size_t errstr_size) {
         if (!data) {
                 *obj_out = NULL;
                 return KS_OK;
         }
-        return s->de(arena, data, len, obj_out, s->opaque, errstr,
-                     errstr_size);
+        return s->de(arena, data, len, obj_out, s->opaque, errstr, errstr_size);
 }
 
 /* --- bytes ---------------------------------------------------------------- */
-static ks_err_t bytes_ser(const void *obj, ks_buf_t *out, void *opaque,
-                          char *errstr, size_t errstr_size) {
+static ks_err_t bytes_ser(const void *obj,
+                          ks_buf_t *out,
+                          void *opaque,
+                          char *errstr,
+                          size_t errstr_size) {
         const ks_bytes_t *b = obj;
         (void)opaque, (void)errstr, (void)errstr_size;
         return ks_buf_append(out, b->data, b->len);
 }
 
-static ks_err_t bytes_de(ks_arena_t *arena, const void *data, size_t len,
-                         const void **obj_out, void *opaque, char *errstr,
+static ks_err_t bytes_de(ks_arena_t *arena,
+                         const void *data,
+                         size_t len,
+                         const void **obj_out,
+                         void *opaque,
+                         char *errstr,
                          size_t errstr_size) {
         (void)opaque;
         ks_bytes_t *b = ks_arena_alloc(arena, sizeof(*b));
@@ -101,14 +115,21 @@ static ks_err_t bytes_de(ks_arena_t *arena, const void *data, size_t len,
 }
 
 /* --- string --------------------------------------------------------------- */
-static ks_err_t string_ser(const void *obj, ks_buf_t *out, void *opaque,
-                           char *errstr, size_t errstr_size) {
+static ks_err_t string_ser(const void *obj,
+                           ks_buf_t *out,
+                           void *opaque,
+                           char *errstr,
+                           size_t errstr_size) {
         (void)opaque, (void)errstr, (void)errstr_size;
         return ks_buf_append(out, obj, strlen(obj));
 }
 
-static ks_err_t string_de(ks_arena_t *arena, const void *data, size_t len,
-                          const void **obj_out, void *opaque, char *errstr,
+static ks_err_t string_de(ks_arena_t *arena,
+                          const void *data,
+                          size_t len,
+                          const void **obj_out,
+                          void *opaque,
+                          char *errstr,
                           size_t errstr_size) {
         (void)opaque;
         char *s = ks_arena_strndup(arena, data, len);
@@ -135,16 +156,23 @@ static uint64_t get_be64(const unsigned char *p) {
         return v;
 }
 
-static ks_err_t int64_ser(const void *obj, ks_buf_t *out, void *opaque,
-                          char *errstr, size_t errstr_size) {
+static ks_err_t int64_ser(const void *obj,
+                          ks_buf_t *out,
+                          void *opaque,
+                          char *errstr,
+                          size_t errstr_size) {
         unsigned char be[8];
         (void)opaque, (void)errstr, (void)errstr_size;
         put_be64(be, (uint64_t) * (const int64_t *)obj);
         return ks_buf_append(out, be, 8);
 }
 
-static ks_err_t int64_de(ks_arena_t *arena, const void *data, size_t len,
-                         const void **obj_out, void *opaque, char *errstr,
+static ks_err_t int64_de(ks_arena_t *arena,
+                         const void *data,
+                         size_t len,
+                         const void **obj_out,
+                         void *opaque,
+                         char *errstr,
                          size_t errstr_size) {
         (void)opaque;
         if (len != 8) {
@@ -159,8 +187,11 @@ static ks_err_t int64_de(ks_arena_t *arena, const void *data, size_t len,
         return KS_OK;
 }
 
-static ks_err_t double_ser(const void *obj, ks_buf_t *out, void *opaque,
-                           char *errstr, size_t errstr_size) {
+static ks_err_t double_ser(const void *obj,
+                           ks_buf_t *out,
+                           void *opaque,
+                           char *errstr,
+                           size_t errstr_size) {
         unsigned char be[8];
         uint64_t bits;
         (void)opaque, (void)errstr, (void)errstr_size;
@@ -169,8 +200,12 @@ static ks_err_t double_ser(const void *obj, ks_buf_t *out, void *opaque,
         return ks_buf_append(out, be, 8);
 }
 
-static ks_err_t double_de(ks_arena_t *arena, const void *data, size_t len,
-                          const void **obj_out, void *opaque, char *errstr,
+static ks_err_t double_de(ks_arena_t *arena,
+                          const void *data,
+                          size_t len,
+                          const void **obj_out,
+                          void *opaque,
+                          char *errstr,
                           size_t errstr_size) {
         (void)opaque;
         if (len != 8) {
@@ -188,9 +223,13 @@ static ks_err_t double_de(ks_arena_t *arena, const void *data, size_t len,
         return KS_OK;
 }
 
-/* --- JSON (jansson DOM) ---------------------------------------------------- */
-static ks_err_t json_ser(const void *obj, ks_buf_t *out, void *opaque,
-                         char *errstr, size_t errstr_size) {
+/* --- JSON (jansson DOM) ----------------------------------------------------
+ */
+static ks_err_t json_ser(const void *obj,
+                         ks_buf_t *out,
+                         void *opaque,
+                         char *errstr,
+                         size_t errstr_size) {
         const json_t *j = obj;
         (void)opaque;
         size_t need = json_dumpb(j, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -211,13 +250,17 @@ static void json_decref_void(void *p) {
         json_decref(p);
 }
 
-static ks_err_t json_de(ks_arena_t *arena, const void *data, size_t len,
-                        const void **obj_out, void *opaque, char *errstr,
+static ks_err_t json_de(ks_arena_t *arena,
+                        const void *data,
+                        size_t len,
+                        const void **obj_out,
+                        void *opaque,
+                        char *errstr,
                         size_t errstr_size) {
         json_error_t jerr;
         (void)opaque;
-        json_t *j = json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL,
-                               &jerr);
+        json_t *j =
+                json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
         if (!j) {
                 snprintf(errstr, errstr_size, "json serde: %s at byte %d",
                          jerr.text, jerr.position);
@@ -230,10 +273,8 @@ static ks_err_t json_de(ks_arena_t *arena, const void *data, size_t len,
 }
 
 #define STATIC_SERDE(var, nm, s, d)                                            \
-        static ks_serde_t var = {.refcnt = -1,                                 \
-                                 .name   = (char *)nm,                         \
-                                 .ser    = s,                                  \
-                                 .de     = d}
+        static ks_serde_t var = {                                              \
+                .refcnt = -1, .name = (char *)nm, .ser = s, .de = d}
 
 STATIC_SERDE(serde_bytes, "bytes", bytes_ser, bytes_de);
 STATIC_SERDE(serde_string, "string", string_ser, string_de);

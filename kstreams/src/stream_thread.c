@@ -55,7 +55,8 @@ struct ks_stream_thread_s {
         ks_streams_metrics_t published;
 };
 
-static assigned_t *find_assigned(ks_stream_thread_t *t, const char *topic,
+static assigned_t *find_assigned(ks_stream_thread_t *t,
+                                 const char *topic,
                                  int32_t partition) {
         for (int i = 0; i < t->assigned_cnt; i++)
                 if (t->assigned[i].partition == partition &&
@@ -64,23 +65,29 @@ static assigned_t *find_assigned(ks_stream_thread_t *t, const char *topic,
         return NULL;
 }
 
-/* ---- the collector: the producer side of the tasks ------------------------ */
+/* ---- the collector: the producer side of the tasks ------------------------
+ */
 
-static ks_err_t collector_send(void *opaque, const char *topic,
-                               int32_t partition, ks_bytes_t key,
-                               ks_bytes_t value, int64_t ts,
-                               const ks_header_t *headers, size_t header_cnt,
-                               char *errstr, size_t errstr_size) {
+static ks_err_t collector_send(void *opaque,
+                               const char *topic,
+                               int32_t partition,
+                               ks_bytes_t key,
+                               ks_bytes_t value,
+                               int64_t ts,
+                               const ks_header_t *headers,
+                               size_t header_cnt,
+                               char *errstr,
+                               size_t errstr_size) {
         ks_stream_thread_t *t = opaque;
         for (;;) {
                 rd_kafka_headers_t *h = NULL;
                 if (header_cnt) {
                         h = rd_kafka_headers_new(header_cnt);
                         for (size_t i = 0; i < header_cnt; i++)
-                                rd_kafka_header_add(h, headers[i].name, -1,
-                                                    headers[i].value.data,
-                                                    (ssize_t)headers[i]
-                                                            .value.len);
+                                rd_kafka_header_add(
+                                        h, headers[i].name, -1,
+                                        headers[i].value.data,
+                                        (ssize_t)headers[i].value.len);
                 }
                 rd_kafka_resp_err_t err = rd_kafka_producev(
                         t->producer, RD_KAFKA_V_TOPIC(topic),
@@ -94,7 +101,9 @@ static ks_err_t collector_send(void *opaque, const char *topic,
                         RD_KAFKA_V_END);
                 if (!err)
                         return KS_OK;
-                rd_kafka_headers_destroy(h); /* not taken on failure */
+                /* Not taken on failure; librdkafka's destroy refuses NULL. */
+                if (h)
+                        rd_kafka_headers_destroy(h);
                 if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
                         snprintf(errstr, errstr_size, "produce to %s: %s",
                                  topic, rd_kafka_err2str(err));
@@ -122,15 +131,16 @@ static void collector_release(void *opaque, void *handle) {
         }
         /* Records leave a partition's queue in offset order, processed or
          * handled, so the next offset to commit follows the last release. */
-        assigned_t *a = find_assigned(t, rd_kafka_topic_name(msg->rkt),
-                                      msg->partition);
+        assigned_t *a =
+                find_assigned(t, rd_kafka_topic_name(msg->rkt), msg->partition);
         if (a)
                 a->next_offset = msg->offset + 1;
         rd_kafka_message_destroy(msg);
         free(block);
 }
 
-static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
+static void dr_msg_cb(rd_kafka_t *rk,
+                      const rd_kafka_message_t *m,
                       void *opaque) {
         ks_stream_thread_t *t = opaque;
         (void)rk;
@@ -172,14 +182,15 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
         }
 }
 
-/* ---- commit ----------------------------------------------------------------- */
+/* ---- commit -----------------------------------------------------------------
+ */
 
 /* At-least-once: wait until everything produced for the processed records
  * is acknowledged, then commit their offsets. @returns false if that could
  * not be done now (it is tried again at the next interval). */
 static bool commit(ks_stream_thread_t *t) {
-        int64_t t0 = ks_now_ms();
-        t->last_commit = t0;
+        int64_t t0              = ks_now_ms();
+        t->last_commit          = t0;
         rd_kafka_resp_err_t err = rd_kafka_flush(t->producer, 30000);
         if (err) {
                 ks__log_limited(&t->rl_commit, 10000, KS_LOG_WARNING,
@@ -232,25 +243,28 @@ static bool commit(ks_stream_thread_t *t) {
         return ok;
 }
 
-/* ---- tasks and rebalances -------------------------------------------------- */
+/* ---- tasks and rebalances --------------------------------------------------
+ */
 
-static ks_task_t *task_get(ks_stream_thread_t *t, int sub, int32_t partition,
+static ks_task_t *task_get(ks_stream_thread_t *t,
+                           int sub,
+                           int32_t partition,
                            ks_error_t **errp) {
         for (int i = 0; i < t->task_cnt; i++)
                 if (ks__task_subtopology(t->tasks[i]) == sub &&
                     ks__task_partition(t->tasks[i]) == partition)
                         return t->tasks[i];
         char errstr[256];
-        ks_task_t **nt = realloc(t->tasks, (size_t)(t->task_cnt + 1) *
-                                                   sizeof(*nt));
+        ks_task_t **nt =
+                realloc(t->tasks, (size_t)(t->task_cnt + 1) * sizeof(*nt));
         if (!nt) {
                 *errp = ks_error_new(KS_ERR_NOMEM, "out of memory");
                 return NULL;
         }
-        t->tasks        = nt;
-        ks_task_t *task = ks__task_new(t->s->topology, sub, partition,
-                                       t->s->conf, &t->collector, errstr,
-                                       sizeof(errstr));
+        t->tasks = nt;
+        ks_task_t *task =
+                ks__task_new(t->s->topology, sub, partition, t->s->conf,
+                             &t->collector, errstr, sizeof(errstr));
         if (!task) {
                 *errp = ks_error_new(KS_ERR_INVALID_ARG, "%s", errstr);
                 return NULL;
@@ -302,20 +316,20 @@ static ks_error_t *on_assign(ks_stream_thread_t *t,
                 for (int n = 0; n < topo->node_cnt && !err && !a->task; n++) {
                         const ks_node_t *node = topo->nodes[n];
                         if (node->kind == KS_NODE_SOURCE &&
-                            ks__source_reads(node, t->s->application_id,
-                                             topic))
-                                a->task = task_get(t, node->subtopology, p,
-                                                   &err);
+                            ks__source_reads(node, t->s->application_id, topic))
+                                a->task =
+                                        task_get(t, node->subtopology, p, &err);
                 }
         }
         if (!err)
                 ks__log(KS_LOG_INFO,
-                        "thread %d: assigned %d partitions, %d tasks",
-                        t->index, t->assigned_cnt, t->task_cnt);
+                        "thread %d: assigned %d partitions, %d tasks", t->index,
+                        t->assigned_cnt, t->task_cnt);
         return err;
 }
 
-static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+static void rebalance_cb(rd_kafka_t *rk,
+                         rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts,
                          void *opaque) {
         ks_stream_thread_t *t = opaque;
@@ -340,10 +354,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         ks__streams_update_state(t->s);
 }
 
-/* ---- the loop --------------------------------------------------------------- */
+/* ---- the loop ---------------------------------------------------------------
+ */
 
 static void set_paused(ks_stream_thread_t *t, assigned_t *a, bool pause) {
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_t *l =
+                rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, a->topic, a->partition);
         if (pause)
                 rd_kafka_pause_partitions(t->consumer, l);
@@ -461,7 +477,8 @@ static void publish_metrics(ks_stream_thread_t *t) {
         m.records_produced += t->closed.records_produced;
         m.dropped_deserialization += t->closed.dropped_deserialization;
         m.dropped_processing += t->closed.dropped_processing;
-        m.dropped_production += t->closed.dropped_production + t->delivery_failed;
+        m.dropped_production +=
+                t->closed.dropped_production + t->delivery_failed;
         m.dead_lettered += t->closed.dead_lettered; /* own: delivery DLQ */
         m.punctuations += t->closed.punctuations;
         for (int i = 0; i < t->task_cnt; i++)
@@ -491,7 +508,7 @@ static void *thread_main(void *arg) {
         while (!err && !atomic_load(&s->stop)) {
                 int timeout = anything_buffered(t) ? 0 : (int)t->poll_ms;
                 ssize_t n   = rd_kafka_consume_batch_queue(
-                        t->queue, timeout, t->batch, (size_t)t->batch_size);
+                          t->queue, timeout, t->batch, (size_t)t->batch_size);
                 for (ssize_t i = 0; i < n; i++)
                         consume(t, t->batch[i]);
                 rd_kafka_poll(t->producer, 0); /* delivery reports */
@@ -528,17 +545,22 @@ static void *thread_main(void *arg) {
         return NULL;
 }
 
-/* ---- construction ---------------------------------------------------------- */
+/* ---- construction ----------------------------------------------------------
+ */
 
-static bool set(rd_kafka_conf_t *c, const char *name, const char *value,
-                char *errstr, size_t errstr_size) {
+static bool set(rd_kafka_conf_t *c,
+                const char *name,
+                const char *value,
+                char *errstr,
+                size_t errstr_size) {
         return rd_kafka_conf_set(c, name, value, errstr, errstr_size) ==
                RD_KAFKA_CONF_OK;
 }
 
-static rd_kafka_t *make_consumer(ks_stream_thread_t *t, char *errstr,
+static rd_kafka_t *make_consumer(ks_stream_thread_t *t,
+                                 char *errstr,
                                  size_t errstr_size) {
-        ks_streams_t *s = t->s;
+        ks_streams_t *s    = t->s;
         rd_kafka_conf_t *c = rd_kafka_conf_new();
         char client_id[300];
         snprintf(client_id, sizeof(client_id), "%s-StreamThread-%d-consumer",
@@ -546,14 +568,15 @@ static rd_kafka_t *make_consumer(ks_stream_thread_t *t, char *errstr,
         /* Our defaults, then the user's, then what correctness needs. The
          * queue settings keep librdkafka 2.0.2's fetcher from stalling a
          * consumer that is slower than it. */
-        bool ok = set(c, "client.id", client_id, errstr, errstr_size) &&
-                  set(c, "auto.offset.reset", "earliest", errstr, errstr_size) &&
-                  set(c, "queued.min.messages", "100000", errstr, errstr_size) &&
-                  set(c, "queued.max.messages.kbytes", "65536", errstr,
-                      errstr_size) &&
-                  set(c, "session.timeout.ms", "10000", errstr, errstr_size);
-        ks_error_t *err = ok ? ks__rdkafka_conf(s->conf, KS_CONF_SIDE_CONSUMER, c)
-                             : NULL;
+        bool ok =
+                set(c, "client.id", client_id, errstr, errstr_size) &&
+                set(c, "auto.offset.reset", "earliest", errstr, errstr_size) &&
+                set(c, "queued.min.messages", "100000", errstr, errstr_size) &&
+                set(c, "queued.max.messages.kbytes", "65536", errstr,
+                    errstr_size) &&
+                set(c, "session.timeout.ms", "10000", errstr, errstr_size);
+        ks_error_t *err =
+                ok ? ks__rdkafka_conf(s->conf, KS_CONF_SIDE_CONSUMER, c) : NULL;
         if (err) {
                 snprintf(errstr, errstr_size, "%s", ks_error_message(err));
                 ks_error_destroy(err);
@@ -561,8 +584,7 @@ static rd_kafka_t *make_consumer(ks_stream_thread_t *t, char *errstr,
         }
         ok = ok && set(c, "group.id", s->application_id, errstr, errstr_size) &&
              set(c, "enable.auto.commit", "false", errstr, errstr_size) &&
-             set(c, "enable.auto.offset.store", "false", errstr,
-                 errstr_size) &&
+             set(c, "enable.auto.offset.store", "false", errstr, errstr_size) &&
              set(c, "partition.assignment.strategy", "range", errstr,
                  errstr_size);
         if (!ok) {
@@ -571,23 +593,25 @@ static rd_kafka_t *make_consumer(ks_stream_thread_t *t, char *errstr,
         }
         rd_kafka_conf_set_opaque(c, t);
         rd_kafka_conf_set_rebalance_cb(c, rebalance_cb);
-        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, errstr, errstr_size);
+        rd_kafka_t *rk =
+                rd_kafka_new(RD_KAFKA_CONSUMER, c, errstr, errstr_size);
         if (!rk)
                 rd_kafka_conf_destroy(c);
         return rk;
 }
 
-static rd_kafka_t *make_producer(ks_stream_thread_t *t, char *errstr,
+static rd_kafka_t *make_producer(ks_stream_thread_t *t,
+                                 char *errstr,
                                  size_t errstr_size) {
-        ks_streams_t *s = t->s;
+        ks_streams_t *s    = t->s;
         rd_kafka_conf_t *c = rd_kafka_conf_new();
         char client_id[300];
         snprintf(client_id, sizeof(client_id), "%s-StreamThread-%d-producer",
                  s->application_id, t->index + 1);
         bool ok = set(c, "client.id", client_id, errstr, errstr_size) &&
                   set(c, "linger.ms", "5", errstr, errstr_size);
-        ks_error_t *err = ok ? ks__rdkafka_conf(s->conf, KS_CONF_SIDE_PRODUCER, c)
-                             : NULL;
+        ks_error_t *err =
+                ok ? ks__rdkafka_conf(s->conf, KS_CONF_SIDE_PRODUCER, c) : NULL;
         if (err) {
                 snprintf(errstr, errstr_size, "%s", ks_error_message(err));
                 ks_error_destroy(err);
@@ -604,14 +628,17 @@ static rd_kafka_t *make_producer(ks_stream_thread_t *t, char *errstr,
         }
         rd_kafka_conf_set_opaque(c, t);
         rd_kafka_conf_set_dr_msg_cb(c, dr_msg_cb);
-        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, errstr, errstr_size);
+        rd_kafka_t *rk =
+                rd_kafka_new(RD_KAFKA_PRODUCER, c, errstr, errstr_size);
         if (!rk)
                 rd_kafka_conf_destroy(c);
         return rk;
 }
 
-ks_stream_thread_t *ks__stream_thread_new(ks_streams_t *s, int index,
-                                          char *errstr, size_t errstr_size) {
+ks_stream_thread_t *ks__stream_thread_new(ks_streams_t *s,
+                                          int index,
+                                          char *errstr,
+                                          size_t errstr_size) {
         ks_stream_thread_t *t = calloc(1, sizeof(*t));
         if (!t) {
                 snprintf(errstr, errstr_size, "out of memory");
@@ -633,8 +660,9 @@ ks_stream_thread_t *ks__stream_thread_new(ks_streams_t *s, int index,
                                         .partition_count = collector_partitions,
                                         .release         = collector_release,
                                         .opaque          = t};
-        t->batch = calloc((size_t)t->batch_size, sizeof(*t->batch));
-        if (!t->batch || !(t->producer = make_producer(t, errstr, errstr_size)) ||
+        t->batch     = calloc((size_t)t->batch_size, sizeof(*t->batch));
+        if (!t->batch ||
+            !(t->producer = make_producer(t, errstr, errstr_size)) ||
             !(t->consumer = make_consumer(t, errstr, errstr_size))) {
                 if (!t->batch)
                         snprintf(errstr, errstr_size, "out of memory");

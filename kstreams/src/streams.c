@@ -10,8 +10,8 @@
 #include "streams_int.h"
 
 const char *ks_state_name(ks_state_t state) {
-        static const char *const names[] = {"CREATED",   "REBALANCING",
-                                            "RUNNING",   "PENDING_SHUTDOWN",
+        static const char *const names[] = {"CREATED",     "REBALANCING",
+                                            "RUNNING",     "PENDING_SHUTDOWN",
                                             "NOT_RUNNING", "ERROR"};
         return (unsigned)state < 6 ? names[state] : "UNKNOWN";
 }
@@ -32,7 +32,8 @@ static int apply_one(const char *name, const char *value, void *opaque) {
         return 0;
 }
 
-ks_error_t *ks__rdkafka_conf(const ks_conf_t *conf, ks_conf_side_t side,
+ks_error_t *ks__rdkafka_conf(const ks_conf_t *conf,
+                             ks_conf_side_t side,
                              rd_kafka_conf_t *rdconf) {
         apply_t a = {.rdconf = rdconf};
         if (ks__conf_foreach_rdkafka(conf, side, apply_one, &a))
@@ -41,7 +42,8 @@ ks_error_t *ks__rdkafka_conf(const ks_conf_t *conf, ks_conf_side_t side,
 }
 
 ks_streams_t *ks_streams_new(const ks_topology_t *topology,
-                             const ks_conf_t *conf, char *errstr,
+                             const ks_conf_t *conf,
+                             char *errstr,
                              size_t errstr_size) {
         char v[512];
         if (!topology || !conf) {
@@ -73,13 +75,15 @@ ks_streams_t *ks_streams_new(const ks_topology_t *topology,
         return s;
 }
 
-void ks_streams_set_state_listener(ks_streams_t *s, ks_state_listener_fn *fn,
+void ks_streams_set_state_listener(ks_streams_t *s,
+                                   ks_state_listener_fn *fn,
                                    void *opaque) {
         s->state_listener = fn;
         s->state_opaque   = opaque;
 }
 
-void ks_streams_set_error_handler(ks_streams_t *s, ks_error_handler_fn *fn,
+void ks_streams_set_error_handler(ks_streams_t *s,
+                                  ks_error_handler_fn *fn,
                                   void *opaque) {
         s->error_handler = fn;
         s->error_opaque  = opaque;
@@ -115,15 +119,15 @@ void ks__streams_update_state(ks_streams_t *s) {
                 bool all = true;
                 for (int i = 0; i < s->thread_cnt; i++)
                         all = all && ks__stream_thread_assigned(s->threads[i]);
-                set_state_locked(s, all ? KS_STATE_RUNNING
-                                        : KS_STATE_REBALANCING);
+                set_state_locked(s,
+                                 all ? KS_STATE_RUNNING : KS_STATE_REBALANCING);
         }
         pthread_mutex_unlock(&s->lock);
 }
 
 void ks__streams_thread_failed(ks_streams_t *s, ks_error_t *err) {
-        ks__log(KS_LOG_ERROR, "%s: stream thread failed: %s",
-                s->application_id, ks_error_message(err));
+        ks__log(KS_LOG_ERROR, "%s: stream thread failed: %s", s->application_id,
+                ks_error_message(err));
         pthread_mutex_lock(&s->lock);
         bool first = s->state != KS_STATE_ERROR;
         set_state_locked(s, KS_STATE_ERROR);
@@ -149,8 +153,8 @@ ks_error_t *ks_streams_start(ks_streams_t *s) {
         if (!s->threads)
                 return ks_error_new(KS_ERR_NOMEM, "out of memory");
         for (int i = 0; i < n; i++) {
-                s->threads[i] = ks__stream_thread_new(s, i, errstr,
-                                                      sizeof(errstr));
+                s->threads[i] =
+                        ks__stream_thread_new(s, i, errstr, sizeof(errstr));
                 if (!s->threads[i]) {
                         err = ks_error_new(KS_ERR_KAFKA, "%s", errstr);
                         goto err_threads;

@@ -38,11 +38,14 @@ void ks__streams_thread_failed(ks_streams_t *s, ks_error_t *err);
 void ks__streams_update_state(ks_streams_t *s);
 
 /** Applies the librdkafka properties for @p side to @p rdconf. */
-ks_error_t *ks__rdkafka_conf(const ks_conf_t *conf, ks_conf_side_t side,
+ks_error_t *ks__rdkafka_conf(const ks_conf_t *conf,
+                             ks_conf_side_t side,
                              rd_kafka_conf_t *rdconf);
 
-ks_stream_thread_t *ks__stream_thread_new(ks_streams_t *s, int index,
-                                          char *errstr, size_t errstr_size);
+ks_stream_thread_t *ks__stream_thread_new(ks_streams_t *s,
+                                          int index,
+                                          char *errstr,
+                                          size_t errstr_size);
 ks_error_t *ks__stream_thread_start(ks_stream_thread_t *t);
 void ks__stream_thread_join(ks_stream_thread_t *t);
 void ks__stream_thread_destroy(ks_stream_thread_t *t);

@@ -14,7 +14,8 @@ int64_t ks__task_wall_clock(const ks_task_t *task) {
         return c->wall_clock ? c->wall_clock(c->opaque) : ks_now_ms();
 }
 
-ks_err_t ks__conf_check_handlers(const ks_conf_t *conf, char *errstr,
+ks_err_t ks__conf_check_handlers(const ks_conf_t *conf,
+                                 char *errstr,
                                  size_t errstr_size) {
         static const char *const names[] = {
                 "default.deserialization.exception.handler",
@@ -50,9 +51,12 @@ static ks_error_t *check_handlers(ks_task_t *task) {
         return NULL;
 }
 
-ks_task_t *ks__task_new(const ks_topology_t *t, int subtopology,
-                        int32_t partition, const ks_conf_t *conf,
-                        const ks_collector_t *collector, char *errstr,
+ks_task_t *ks__task_new(const ks_topology_t *t,
+                        int subtopology,
+                        int32_t partition,
+                        const ks_conf_t *conf,
+                        const ks_collector_t *collector,
+                        char *errstr,
                         size_t errstr_size) {
         ks_task_t *task = calloc(1, sizeof(*task));
         if (!task)
@@ -96,31 +100,36 @@ ks_task_t *ks__task_new(const ks_topology_t *t, int subtopology,
         return task;
 
 err_oom:
-        snprintf(errstr, errstr_size, "task %d_%d: out of memory",
-                 subtopology, partition);
+        snprintf(errstr, errstr_size, "task %d_%d: out of memory", subtopology,
+                 partition);
         ks__task_destroy(task);
         return NULL;
 }
 
-static void ctx_enter(ks_task_t *task, int node, ks_arena_t *arena,
-                      const char *topic, int32_t partition, int64_t offset,
-                      int64_t ts, const ks_header_t *headers,
+static void ctx_enter(ks_task_t *task,
+                      int node,
+                      ks_arena_t *arena,
+                      const char *topic,
+                      int32_t partition,
+                      int64_t offset,
+                      int64_t ts,
+                      const ks_header_t *headers,
                       size_t header_cnt) {
-        ks_ctx_t *ctx    = &task->ctx;
-        ctx->node        = node;
-        ctx->arena       = arena;
-        ctx->topic       = topic;
-        ctx->partition   = partition;
-        ctx->offset      = offset;
-        ctx->timestamp   = ts;
-        ctx->headers     = headers;
-        ctx->header_cnt  = header_cnt;
-        ctx->own_headers = NULL;
-        ctx->own_cap     = 0;
-        ctx->failed_node = -1;
-        ctx->fail_code   = KS_OK;
+        ks_ctx_t *ctx     = &task->ctx;
+        ctx->node         = node;
+        ctx->arena        = arena;
+        ctx->topic        = topic;
+        ctx->partition    = partition;
+        ctx->offset       = offset;
+        ctx->timestamp    = ts;
+        ctx->headers      = headers;
+        ctx->header_cnt   = header_cnt;
+        ctx->own_headers  = NULL;
+        ctx->own_cap      = 0;
+        ctx->failed_node  = -1;
+        ctx->fail_code    = KS_OK;
         ctx->fail_in_sink = false;
-        ctx->fail_msg[0] = '\0';
+        ctx->fail_msg[0]  = '\0';
 }
 
 ks_error_t *ks__task_init(ks_task_t *task) {
@@ -139,8 +148,7 @@ ks_error_t *ks__task_init(ks_task_t *task) {
                         return ks_error_new(err,
                                             "task %s: init of processor %s "
                                             "failed: %s%s%s",
-                                            task->id, n->name,
-                                            ks_err2str(err),
+                                            task->id, n->name, ks_err2str(err),
                                             task->ctx.fail_msg[0] ? ": " : "",
                                             task->ctx.fail_msg);
         }
@@ -220,8 +228,8 @@ static ks_queue_t *queue_for(ks_task_t *task, const char *topic) {
         int src = source_for(task, topic);
         if (src < 0)
                 return NULL;
-        ks_queue_t *nq = realloc(task->queues, (size_t)(task->queue_cnt + 1) *
-                                                       sizeof(*nq));
+        ks_queue_t *nq = realloc(task->queues,
+                                 (size_t)(task->queue_cnt + 1) * sizeof(*nq));
         if (!nq)
                 return NULL;
         task->queues  = nq;
@@ -246,7 +254,7 @@ ks_err_t ks__task_enqueue(ks_task_t *task, const ks_raw_record_t *rec) {
                 return source_for(task, rec->topic) < 0 ? KS_ERR_NOT_FOUND
                                                         : KS_ERR_NOMEM;
         if (q->cnt == q->cap) {
-                size_t cap = q->cap ? q->cap * 2 : 64;
+                size_t cap            = q->cap ? q->cap * 2 : 64;
                 ks_raw_record_t *ring = malloc(cap * sizeof(*ring));
                 if (!ring)
                         return KS_ERR_NOMEM;
@@ -290,8 +298,10 @@ static void queue_pop(ks_task_t *task, ks_queue_t *q) {
 /* The dead-letter record: the original bytes, the original headers, and
  * headers naming the error and where the record came from (the names of
  * Kafka Streams' KIP-1034 dead-letter queue). */
-static ks_err_t dead_letter(ks_task_t *task, const ks_raw_record_t *rec,
-                            ks_err_t code, const char *msg,
+static ks_err_t dead_letter(ks_task_t *task,
+                            const ks_raw_record_t *rec,
+                            ks_err_t code,
+                            const char *msg,
                             const char *processor) {
         ks_header_t hdrs[64];
         size_t n = 0;
@@ -302,7 +312,12 @@ static ks_err_t dead_letter(ks_task_t *task, const ks_raw_record_t *rec,
         snprintf(off, sizeof(off), "%" PRId64, rec->offset);
         const char *code_name = ks_err2str(code);
         size_t code_len       = strcspn(code_name, ":");
-#define HDR(nm, s, l) hdrs[n++] = (ks_header_t){nm, {s, l}}
+#define HDR(nm, s, l)                                                          \
+        hdrs[n++] = (ks_header_t) {                                            \
+                nm, {                                                          \
+                        s, l                                                   \
+                }                                                              \
+        }
         HDR("__streams.errors.exception", code_name, code_len);
         HDR("__streams.errors.message", msg, strlen(msg));
         HDR("__streams.errors.topic", rec->topic, strlen(rec->topic));
@@ -312,14 +327,14 @@ static ks_err_t dead_letter(ks_task_t *task, const ks_raw_record_t *rec,
 #undef HDR
         const ks_collector_t *c = task->collector;
         int32_t cnt = c->partition_count(c->opaque, task->dlq_topic);
-        int32_t p   = cnt > 0 && rec->key.data
-                              ? ks_partition_for_key(rec->key.data,
-                                                     rec->key.len, cnt)
-                              : -1;
+        int32_t p =
+                cnt > 0 && rec->key.data
+                        ? ks_partition_for_key(rec->key.data, rec->key.len, cnt)
+                        : -1;
         char errstr[256];
-        ks_err_t err = c->send(c->opaque, task->dlq_topic, p, rec->key,
-                               rec->value, rec->timestamp, hdrs, n, errstr,
-                               sizeof(errstr));
+        ks_err_t err =
+                c->send(c->opaque, task->dlq_topic, p, rec->key, rec->value,
+                        rec->timestamp, hdrs, n, errstr, sizeof(errstr));
         if (err)
                 ks__log(KS_LOG_ERROR,
                         "task %s: could not send a record to the dead-letter "
@@ -332,11 +347,15 @@ static ks_err_t dead_letter(ks_task_t *task, const ks_raw_record_t *rec,
 
 /* Applies a handler to a record that failed. @returns NULL to go on, or the
  * error that fails the task. */
-static ks_error_t *handle_failure(ks_task_t *task, ks_handler_t handler,
-                                  const char *what, uint64_t *dropped,
+static ks_error_t *handle_failure(ks_task_t *task,
+                                  ks_handler_t handler,
+                                  const char *what,
+                                  uint64_t *dropped,
                                   ks_rate_limit_t *rl,
-                                  const ks_raw_record_t *rec, ks_err_t code,
-                                  const char *msg, const char *processor) {
+                                  const ks_raw_record_t *rec,
+                                  ks_err_t code,
+                                  const char *msg,
+                                  const char *processor) {
         if (handler == KS_HANDLER_FAIL)
                 return ks_error_new(code,
                                     "task %s: %s error at %s[%" PRId32
@@ -356,8 +375,8 @@ static ks_error_t *handle_failure(ks_task_t *task, ks_handler_t handler,
         ks__log_limited(rl, task->log_interval, KS_LOG_WARNING,
                         "task %s: %s error at %s[%" PRId32 "]@%" PRId64
                         " in %s: %s; record %s",
-                        task->id, what, rec->topic, rec->partition,
-                        rec->offset, processor, msg,
+                        task->id, what, rec->topic, rec->partition, rec->offset,
+                        processor, msg,
                         handler == KS_HANDLER_DEAD_LETTER
                                 ? "sent to the dead-letter topic"
                                 : "skipped");
@@ -371,22 +390,21 @@ static int prepare_head(ks_task_t *task, ks_queue_t *q, ks_error_t **errp) {
                 const ks_raw_record_t *rec = &q->ring[q->head];
                 const ks_node_t *src = task->topology->nodes[q->source_node];
                 char errstr[256]     = "";
-                ks_err_t err = ks_serde_deserialize(
-                        src->key_serde, q->arena, rec->key.data, rec->key.len,
-                        &q->head_key, errstr, sizeof(errstr));
+                ks_err_t err         = ks_serde_deserialize(
+                                src->key_serde, q->arena, rec->key.data, rec->key.len,
+                                &q->head_key, errstr, sizeof(errstr));
                 if (!err)
-                        err = ks_serde_deserialize(src->value_serde, q->arena,
-                                                   rec->value.data,
-                                                   rec->value.len,
-                                                   &q->head_value, errstr,
-                                                   sizeof(errstr));
+                        err = ks_serde_deserialize(
+                                src->value_serde, q->arena, rec->value.data,
+                                rec->value.len, &q->head_value, errstr,
+                                sizeof(errstr));
                 if (!err) {
-                        ks_consumed_t c = {rec->topic,   rec->partition,
-                                           rec->offset,  rec->timestamp,
-                                           rec->key,     rec->value};
-                        q->head_ts = ks__timestamp_extract(
-                                src->ts_extractor, &c, q->head_key,
-                                q->head_value, q->partition_time);
+                        ks_consumed_t c = {rec->topic,  rec->partition,
+                                           rec->offset, rec->timestamp,
+                                           rec->key,    rec->value};
+                        q->head_ts      = ks__timestamp_extract(
+                                     src->ts_extractor, &c, q->head_key,
+                                     q->head_value, q->partition_time);
                         if (q->head_ts < 0) {
                                 err = KS_ERR_TIMESTAMP;
                                 snprintf(errstr, sizeof(errstr),
@@ -400,11 +418,10 @@ static int prepare_head(ks_task_t *task, ks_queue_t *q, ks_error_t **errp) {
                         return 1;
                 }
                 ks_raw_record_t copy = *rec;
-                *errp = handle_failure(task, task->deser_handler,
-                                       "deserialization",
-                                       &task->metrics.dropped_deserialization,
-                                       &task->rl_deser, &copy, err, errstr,
-                                       src->name);
+                *errp                = handle_failure(
+                                       task, task->deser_handler, "deserialization",
+                                       &task->metrics.dropped_deserialization, &task->rl_deser,
+                                       &copy, err, errstr, src->name);
                 queue_pop(task, q);
                 if (*errp)
                         return -1;
@@ -412,7 +429,8 @@ static int prepare_head(ks_task_t *task, ks_queue_t *q, ks_error_t **errp) {
         return q->head_ready ? 1 : 0;
 }
 
-static ks_error_t *punctuate(ks_task_t *task, ks_punctuation_type_t type,
+static ks_error_t *punctuate(ks_task_t *task,
+                             ks_punctuation_type_t type,
                              int64_t now) {
         for (int i = 0; i < task->punct_cnt; i++) {
                 ks_punctuator_t *p = task->puncts[i];
@@ -431,14 +449,14 @@ static ks_error_t *punctuate(ks_task_t *task, ks_punctuation_type_t type,
                                (now - p->next) % p->interval;
                 p->next = next;
                 if (err && task->proc_handler == KS_HANDLER_FAIL)
-                        return ks_error_new(err,
-                                            "task %s: punctuator of %s "
-                                            "failed: %s%s%s",
-                                            task->id,
-                                            task->topology->nodes[p->node]->name,
-                                            ks_err2str(err),
-                                            task->ctx.fail_msg[0] ? ": " : "",
-                                            task->ctx.fail_msg);
+                        return ks_error_new(
+                                err,
+                                "task %s: punctuator of %s "
+                                "failed: %s%s%s",
+                                task->id, task->topology->nodes[p->node]->name,
+                                ks_err2str(err),
+                                task->ctx.fail_msg[0] ? ": " : "",
+                                task->ctx.fail_msg);
                 if (err) {
                         task->metrics.dropped_processing++;
                         ks__log_limited(&task->rl_proc, task->log_interval,
@@ -480,26 +498,27 @@ int ks__task_process_one(ks_task_t *task, ks_error_t **errp) {
                 best->partition_time = ts;
         ctx_enter(task, best->source_node, best->arena, rec.topic,
                   rec.partition, rec.offset, ts, rec.headers, rec.header_cnt);
-        ks_err_t err = ks_ctx_forward(&task->ctx, best->head_key,
-                                      best->head_value);
+        ks_err_t err =
+                ks_ctx_forward(&task->ctx, best->head_key, best->head_value);
         task->metrics.records_processed++;
         if (err) {
                 ks_ctx_t *ctx = &task->ctx;
                 const char *node =
                         ctx->failed_node >= 0
                                 ? task->topology->nodes[ctx->failed_node]->name
-                                : task->topology->nodes[best->source_node]->name;
+                                : task->topology->nodes[best->source_node]
+                                          ->name;
                 char msg[300];
                 snprintf(msg, sizeof(msg), "%s%s%s", ks_err2str(err),
                          ctx->fail_msg[0] ? ": " : "", ctx->fail_msg);
                 bool prod = ctx->fail_in_sink;
                 *errp     = handle_failure(
-                        task, prod ? task->prod_handler : task->proc_handler,
+                            task, prod ? task->prod_handler : task->proc_handler,
                         prod ? "production" : "processing",
                         prod ? &task->metrics.dropped_production
-                             : &task->metrics.dropped_processing,
+                                 : &task->metrics.dropped_processing,
                         prod ? &task->rl_prod : &task->rl_proc, &rec, err, msg,
-                        node);
+                            node);
         }
         queue_pop(task, best);
         if (*errp)

@@ -25,10 +25,16 @@ typedef struct ks_raw_record_s {
 /** Where a task's output goes: in-memory topics (driver) or a producer. */
 typedef struct ks_collector_s {
         /** Sends one record. @p partition -1 lets the producer choose. */
-        ks_err_t (*send)(void *opaque, const char *topic, int32_t partition,
-                         ks_bytes_t key, ks_bytes_t value, int64_t timestamp,
-                         const ks_header_t *headers, size_t header_cnt,
-                         char *errstr, size_t errstr_size);
+        ks_err_t (*send)(void *opaque,
+                         const char *topic,
+                         int32_t partition,
+                         ks_bytes_t key,
+                         ks_bytes_t value,
+                         int64_t timestamp,
+                         const ks_header_t *headers,
+                         size_t header_cnt,
+                         char *errstr,
+                         size_t errstr_size);
         /** @returns the topic's partition count, or -1 if unknown. */
         int32_t (*partition_count)(void *opaque, const char *topic);
         /** The task is done with a raw record. May be NULL. */
@@ -55,14 +61,17 @@ typedef struct ks_task_s ks_task_t;
 /** Returns a new task; free with ks__task_destroy(). Borrows @p topology,
  *  @p conf and @p collector, which must outlive it. */
 KS_EXPORT ks_task_t *ks__task_new(const ks_topology_t *topology,
-                                  int subtopology, int32_t partition,
+                                  int subtopology,
+                                  int32_t partition,
                                   const ks_conf_t *conf,
                                   const ks_collector_t *collector,
-                                  char *errstr, size_t errstr_size);
+                                  char *errstr,
+                                  size_t errstr_size);
 /** Checks the error-handler settings (a dead-letter handler needs a
  *  topic). @returns KS_OK or KS_ERR_INVALID_ARG with @p errstr. */
 KS_EXPORT ks_err_t ks__conf_check_handlers(const ks_conf_t *conf,
-                                           char *errstr, size_t errstr_size);
+                                           char *errstr,
+                                           size_t errstr_size);
 /** Runs every processor's init(). */
 KS_EXPORT ks_error_t *ks__task_init(ks_task_t *task);
 /** Runs every processor's close(); releases buffered records. */

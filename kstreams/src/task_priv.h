@@ -59,8 +59,8 @@ struct ks_task_s {
         int32_t partition;
         char id[32];
         const char *application_id;
-        void **states;       /* per node id */
-        char **sink_topics;  /* full internal topic names, per node id */
+        void **states;      /* per node id */
+        char **sink_topics; /* full internal topic names, per node id */
         ks_queue_t *queues;
         int queue_cnt;
         int64_t stream_time;
@@ -78,7 +78,9 @@ struct ks_task_s {
 };
 
 /** Runs node @p id on a record. @locality stream thread */
-ks_err_t ks__task_run_node(ks_ctx_t *ctx, int id, const void *key,
+ks_err_t ks__task_run_node(ks_ctx_t *ctx,
+                           int id,
+                           const void *key,
                            const void *value);
 
 int64_t ks__task_wall_clock(const ks_task_t *task);

@@ -12,9 +12,10 @@ struct ks_timestamp_extractor_s {
         void (*opaque_free)(void *);
 };
 
-ks_timestamp_extractor_t *
-ks_timestamp_extractor_new(ks_timestamp_extract_fn *fn, void *opaque,
-                           void (*opaque_free)(void *)) {
+ks_timestamp_extractor_t *ks_timestamp_extractor_new(
+        ks_timestamp_extract_fn *fn,
+        void *opaque,
+        void (*opaque_free)(void *)) {
         if (!fn)
                 return NULL;
         ks_timestamp_extractor_t *ex = calloc(1, sizeof(*ex));
@@ -35,15 +36,19 @@ void ks_timestamp_extractor_destroy(ks_timestamp_extractor_t *ex) {
 }
 
 int64_t ks__timestamp_extract(const ks_timestamp_extractor_t *ex,
-                              const ks_consumed_t *rec, const void *key,
-                              const void *value, int64_t partition_time) {
+                              const ks_consumed_t *rec,
+                              const void *key,
+                              const void *value,
+                              int64_t partition_time) {
         if (!ex)
                 return rec->timestamp;
         return ex->fn(rec, key, value, partition_time, ex->opaque);
 }
 
-static int64_t record_ts(const ks_consumed_t *rec, const void *key,
-                         const void *value, int64_t partition_time,
+static int64_t record_ts(const ks_consumed_t *rec,
+                         const void *key,
+                         const void *value,
+                         int64_t partition_time,
                          void *opaque) {
         (void)key, (void)value, (void)partition_time, (void)opaque;
         return rec->timestamp;
@@ -73,8 +78,10 @@ static void json_ts_free(void *opaque) {
         free(j);
 }
 
-static int64_t json_ts(const ks_consumed_t *rec, const void *key,
-                       const void *value, int64_t partition_time,
+static int64_t json_ts(const ks_consumed_t *rec,
+                       const void *key,
+                       const void *value,
+                       int64_t partition_time,
                        void *opaque) {
         json_ts_t *j = opaque;
         ks_json_value_t v;
@@ -108,9 +115,10 @@ static int64_t json_ts(const ks_consumed_t *rec, const void *key,
         }
 }
 
-ks_timestamp_extractor_t *ks_timestamp_extractor_json_field(const char *field,
-                                                            char *errstr,
-                                                            size_t errstr_size) {
+ks_timestamp_extractor_t *ks_timestamp_extractor_json_field(
+        const char *field,
+        char *errstr,
+        size_t errstr_size) {
         json_ts_t *j = calloc(1, sizeof(*j));
         if (!j) {
                 snprintf(errstr, errstr_size, "out of memory");

@@ -22,9 +22,9 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
                 (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
         const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
         const unsigned mp  = (5 * doy + 2) / 153;
-        *d = doy - (153 * mp + 2) / 5 + 1;
-        *m = mp < 10 ? mp + 3 : mp - 9;
-        *y = (int64_t)yoe + era * 400 + (*m <= 2);
+        *d                 = doy - (153 * mp + 2) / 5 + 1;
+        *m                 = mp < 10 ? mp + 3 : mp - 9;
+        *y                 = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
 static int digits(const char *s, size_t len, size_t *pos, int n, int *out) {
@@ -52,7 +52,7 @@ static int expect(const char *s, size_t len, size_t *pos, char c) {
 ks_err_t ks_parse_iso8601(const char *s, size_t len, int64_t *ms_out) {
         static const unsigned char mdays[] = {31, 29, 31, 30, 31, 30,
                                               31, 31, 30, 31, 30, 31};
-        size_t pos = 0;
+        size_t pos                         = 0;
         int year, mon, day, hour, min, sec, ms = 0;
 
         if (digits(s, len, &pos, 4, &year) || expect(s, len, &pos, '-') ||
@@ -105,8 +105,8 @@ ks_err_t ks_parse_iso8601(const char *s, size_t len, int64_t *ms_out) {
         if (pos != len)
                 return KS_ERR_TIMESTAMP;
         int64_t days = days_from_civil(year, (unsigned)mon, (unsigned)day);
-        int64_t secs = days * 86400 + hour * 3600 + min * 60 + sec -
-                       offset_min * 60;
+        int64_t secs =
+                days * 86400 + hour * 3600 + min * 60 + sec - offset_min * 60;
         *ms_out = secs * 1000 + ms;
         return KS_OK;
 }

@@ -53,7 +53,8 @@ static bool validate(ks_builder_t *b) {
         return true;
 }
 
-ks_topology_t *ks_builder_build(ks_builder_t *b, char *errstr,
+ks_topology_t *ks_builder_build(ks_builder_t *b,
+                                char *errstr,
                                 size_t errstr_size) {
         if (!b) {
                 snprintf(errstr, errstr_size, "ks_builder_build: NULL builder");
@@ -72,7 +73,8 @@ ks_topology_t *ks_builder_build(ks_builder_t *b, char *errstr,
                 free(t);
                 free(uf);
                 free(sub_of_root);
-                snprintf(errstr, errstr_size, "ks_builder_build: out of memory");
+                snprintf(errstr, errstr_size,
+                         "ks_builder_build: out of memory");
                 return NULL;
         }
         /* Sub-topologies are the connected components of the node graph:
@@ -127,12 +129,15 @@ ks_node_t *ks__topology_node(const ks_topology_t *t, const char *name) {
         return NULL;
 }
 
-void ks__internal_topic_name(const char *application_id, const char *suffix,
-                             char *out, size_t out_size) {
+void ks__internal_topic_name(const char *application_id,
+                             const char *suffix,
+                             char *out,
+                             size_t out_size) {
         snprintf(out, out_size, "%s-%s", application_id, suffix);
 }
 
-bool ks__source_reads(const ks_node_t *src, const char *application_id,
+bool ks__source_reads(const ks_node_t *src,
+                      const char *application_id,
                       const char *topic) {
         if (src->has_regex)
                 return regexec(&src->regex, topic, 0, NULL, 0) == 0;
@@ -158,8 +163,10 @@ static int cmp_names(const void *a, const void *b) {
 }
 
 /* Appends "a, b, c" of the named nodes, sorted as Kafka Streams prints. */
-static ks_err_t append_node_list(const ks_topology_t *t, ks_buf_t *out,
-                                 const int *ids, int cnt) {
+static ks_err_t append_node_list(const ks_topology_t *t,
+                                 ks_buf_t *out,
+                                 const int *ids,
+                                 int cnt) {
         const char *names[256];
         if (cnt == 0)
                 return ks_buf_appendf(out, "none");
@@ -174,7 +181,8 @@ static ks_err_t append_node_list(const ks_topology_t *t, ks_buf_t *out,
         return err;
 }
 
-static ks_err_t describe_node(const ks_topology_t *t, const ks_node_t *n,
+static ks_err_t describe_node(const ks_topology_t *t,
+                              const ks_node_t *n,
                               ks_buf_t *out) {
         ks_err_t err = KS_OK;
         switch (n->kind) {
@@ -243,12 +251,13 @@ ks_err_t ks_topology_describe_mermaid(const ks_topology_t *t, ks_buf_t *out) {
         ks_err_t err = ks_buf_appendf(out, "flowchart TD\n");
         /* Topics as stadium-shaped nodes outside the sub-topologies. */
         for (int s = 0; !err && s < t->subtopology_cnt; s++) {
-                err = ks_buf_appendf(out, "    subgraph sub%d [Sub-topology %d]\n",
-                                     s, s);
+                err = ks_buf_appendf(
+                        out, "    subgraph sub%d [Sub-topology %d]\n", s, s);
                 for (int i = 0; !err && i < t->node_cnt; i++) {
                         const ks_node_t *n = t->nodes[i];
                         if (n->subtopology == s)
-                                err = ks_buf_appendf(out, "        n%d[\"%s\"]\n",
+                                err = ks_buf_appendf(out,
+                                                     "        n%d[\"%s\"]\n",
                                                      n->id, n->name);
                 }
                 if (!err)
@@ -274,8 +283,7 @@ ks_err_t ks_topology_describe_mermaid(const ks_topology_t *t, ks_buf_t *out) {
                 } else if (n->kind == KS_NODE_SINK && n->topic_cnt) {
                         err = ks_buf_appendf(out,
                                              "    n%d --> t_%s([\"%s\"])\n",
-                                             n->id, n->topics[0],
-                                             n->topics[0]);
+                                             n->id, n->topics[0], n->topics[0]);
                 }
         }
         return err;

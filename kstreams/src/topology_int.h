@@ -50,18 +50,24 @@ struct ks_topology_s {
 };
 
 /** @returns the node named @p name, or NULL. */
-KS_EXPORT ks_node_t *ks__topology_node(const ks_topology_t *t, const char *name);
+KS_EXPORT ks_node_t *ks__topology_node(const ks_topology_t *t,
+                                       const char *name);
 /** @returns true if the source node reads @p topic (an internal topic is
  *  matched with its application-id prefix). */
-KS_EXPORT bool ks__source_reads(const ks_node_t *src, const char *application_id,
-                      const char *topic);
+KS_EXPORT bool ks__source_reads(const ks_node_t *src,
+                                const char *application_id,
+                                const char *topic);
 /** Writes the full name of internal topic suffix @p suffix. */
-KS_EXPORT void ks__internal_topic_name(const char *application_id, const char *suffix,
-                             char *out, size_t out_size);
+KS_EXPORT void ks__internal_topic_name(const char *application_id,
+                                       const char *suffix,
+                                       char *out,
+                                       size_t out_size);
 
 /** Runs an extractor (defined in timestamp.c). */
 int64_t ks__timestamp_extract(const ks_timestamp_extractor_t *ex,
-                              const ks_consumed_t *rec, const void *key,
-                              const void *value, int64_t partition_time);
+                              const ks_consumed_t *rec,
+                              const void *key,
+                              const void *value,
+                              int64_t partition_time);
 
 #endif

@@ -14,10 +14,11 @@ drv_topic_t *ks__drv_topic(const ks_test_driver_t *drv, const char *name) {
         return NULL;
 }
 
-static drv_topic_t *topic_add(ks_test_driver_t *drv, const char *name,
+static drv_topic_t *topic_add(ks_test_driver_t *drv,
+                              const char *name,
                               int32_t partitions) {
         if (drv->topic_cnt == drv->topic_cap) {
-                int cap = drv->topic_cap ? drv->topic_cap * 2 : 16;
+                int cap        = drv->topic_cap ? drv->topic_cap * 2 : 16;
                 drv_topic_t *t = realloc(drv->topics, (size_t)cap * sizeof(*t));
                 if (!t)
                         return NULL;
@@ -44,8 +45,11 @@ static drv_topic_t *topic_get(ks_test_driver_t *drv, const char *name) {
 }
 
 /* Copies a record into one allocation: struct, headers, names, bytes. */
-static ks_test_record_t *record_new(const char *topic, int32_t partition,
-                                    int64_t offset, int64_t ts, ks_bytes_t key,
+static ks_test_record_t *record_new(const char *topic,
+                                    int32_t partition,
+                                    int64_t offset,
+                                    int64_t ts,
+                                    ks_bytes_t key,
                                     ks_bytes_t value,
                                     const ks_header_t *headers,
                                     size_t header_cnt) {
@@ -107,22 +111,28 @@ static ks_task_t *task_for(ks_test_driver_t *drv, int sub, int32_t partition) {
 }
 
 /* Appends to a topic and hands the record to the task reading it. */
-static ks_err_t append(ks_test_driver_t *drv, drv_topic_t *t,
-                       int32_t partition, ks_bytes_t key, ks_bytes_t value,
-                       int64_t ts, const ks_header_t *headers,
-                       size_t header_cnt, char *errstr, size_t errstr_size) {
+static ks_err_t append(ks_test_driver_t *drv,
+                       drv_topic_t *t,
+                       int32_t partition,
+                       ks_bytes_t key,
+                       ks_bytes_t value,
+                       int64_t ts,
+                       const ks_header_t *headers,
+                       size_t header_cnt,
+                       char *errstr,
+                       size_t errstr_size) {
         if (partition < 0)
-                partition = ks_partition_for_key(key.data, key.len,
-                                                 t->partitions);
+                partition =
+                        ks_partition_for_key(key.data, key.len, t->partitions);
         if (partition >= t->partitions) {
                 snprintf(errstr, errstr_size,
-                         "topic %s has %" PRId32 " partitions; partition %" PRId32
-                         " does not exist",
+                         "topic %s has %" PRId32
+                         " partitions; partition %" PRId32 " does not exist",
                          t->name, t->partitions, partition);
                 return KS_ERR_INVALID_ARG;
         }
         if (t->cnt == t->cap) {
-                size_t cap = t->cap ? t->cap * 2 : 64;
+                size_t cap           = t->cap ? t->cap * 2 : 64;
                 ks_test_record_t **r = realloc(t->records, cap * sizeof(*r));
                 if (!r)
                         goto err_oom;
@@ -138,9 +148,9 @@ static ks_err_t append(ks_test_driver_t *drv, drv_topic_t *t,
         t->records[t->cnt++] = r;
         if (!drv->started)
                 return KS_OK;
-        ks_raw_record_t raw = {r->topic,  r->partition, r->offset,
-                               r->timestamp, r->key,    r->value,
-                               r->headers, r->header_cnt, NULL};
+        ks_raw_record_t raw = {r->topic,     r->partition,  r->offset,
+                               r->timestamp, r->key,        r->value,
+                               r->headers,   r->header_cnt, NULL};
         for (int s = 0; s < drv->topology->subtopology_cnt; s++) {
                 ks_task_t *task = task_for(drv, s, partition);
                 if (!task || !ks__task_reads(task, t->name))
@@ -159,16 +169,20 @@ err_oom:
         return KS_ERR_NOMEM;
 }
 
-static ks_err_t collector_send(void *opaque, const char *topic,
-                               int32_t partition, ks_bytes_t key,
-                               ks_bytes_t value, int64_t ts,
-                               const ks_header_t *headers, size_t header_cnt,
-                               char *errstr, size_t errstr_size) {
+static ks_err_t collector_send(void *opaque,
+                               const char *topic,
+                               int32_t partition,
+                               ks_bytes_t key,
+                               ks_bytes_t value,
+                               int64_t ts,
+                               const ks_header_t *headers,
+                               size_t header_cnt,
+                               char *errstr,
+                               size_t errstr_size) {
         ks_test_driver_t *drv = opaque;
         drv_topic_t *t        = topic_get(drv, topic);
         if (!t) {
-                snprintf(errstr, errstr_size, "topic %s: out of memory",
-                         topic);
+                snprintf(errstr, errstr_size, "topic %s: out of memory", topic);
                 return KS_ERR_NOMEM;
         }
         return append(drv, t, partition, key, value, ts, headers, header_cnt,
@@ -185,11 +199,13 @@ static int64_t collector_clock(void *opaque) {
 }
 
 ks_test_driver_t *ks_test_driver_new(const ks_topology_t *topology,
-                                     const ks_conf_t *conf, char *errstr,
+                                     const ks_conf_t *conf,
+                                     char *errstr,
                                      size_t errstr_size) {
         if (!topology) {
-                snprintf(errstr, errstr_size, "ks_test_driver_new: NULL "
-                                              "topology");
+                snprintf(errstr, errstr_size,
+                         "ks_test_driver_new: NULL "
+                         "topology");
                 return NULL;
         }
         ks_test_driver_t *drv = calloc(1, sizeof(*drv));
@@ -197,7 +213,7 @@ ks_test_driver_t *ks_test_driver_new(const ks_topology_t *topology,
                 goto err_oom;
         drv->topology           = topology;
         drv->default_partitions = 1;
-        drv->conf = conf ? ks_conf_dup(conf) : ks_conf_new();
+        drv->conf               = conf ? ks_conf_dup(conf) : ks_conf_new();
         if (!drv->conf)
                 goto err_oom;
         if (!*ks__conf_str(drv->conf, "application.id") &&
@@ -206,8 +222,8 @@ ks_test_driver_t *ks_test_driver_new(const ks_topology_t *topology,
                 goto err_free;
         if (ks__conf_check_handlers(drv->conf, errstr, errstr_size))
                 goto err_free;
-        drv->application_id            = ks__conf_str(drv->conf, "application.id");
-        drv->collector.send            = collector_send;
+        drv->application_id = ks__conf_str(drv->conf, "application.id");
+        drv->collector.send = collector_send;
         drv->collector.partition_count = collector_partitions;
         drv->collector.wall_clock      = collector_clock;
         drv->collector.opaque          = drv;
@@ -240,7 +256,8 @@ void ks_test_driver_destroy(ks_test_driver_t *drv) {
         free(drv);
 }
 
-ks_err_t ks_test_driver_create_topic(ks_test_driver_t *drv, const char *topic,
+ks_err_t ks_test_driver_create_topic(ks_test_driver_t *drv,
+                                     const char *topic,
                                      int32_t partitions) {
         if (!topic || partitions < 1)
                 return KS_ERR_INVALID_ARG;
@@ -328,7 +345,7 @@ static ks_error_t *start(ks_test_driver_t *drv) {
                 if (!pending)
                         break;
         }
-        int subs          = topo->subtopology_cnt;
+        int subs           = topo->subtopology_cnt;
         drv->tasks_per_sub = calloc((size_t)subs, sizeof(int));
         if (!drv->tasks_per_sub)
                 return ks_error_new(KS_ERR_NOMEM, "out of memory");
@@ -342,13 +359,13 @@ static ks_error_t *start(ks_test_driver_t *drv) {
                                             s);
                 drv->tasks_per_sub[s] = cnt;
                 for (int32_t p = 0; p < cnt; p++) {
-                        ks_task_t **nt = realloc(drv->tasks,
-                                                 (size_t)(drv->task_cnt + 1) *
-                                                         sizeof(*nt));
+                        ks_task_t **nt = realloc(
+                                drv->tasks,
+                                (size_t)(drv->task_cnt + 1) * sizeof(*nt));
                         if (!nt)
                                 return ks_error_new(KS_ERR_NOMEM,
                                                     "out of memory");
-                        drv->tasks = nt;
+                        drv->tasks      = nt;
                         ks_task_t *task = ks__task_new(topo, s, p, drv->conf,
                                                        &drv->collector, errstr,
                                                        sizeof(errstr));
@@ -368,9 +385,9 @@ static ks_error_t *start(ks_test_driver_t *drv) {
                 for (size_t r = 0; r < t->cnt; r++) {
                         ks_test_record_t *rec = t->records[r];
                         ks_raw_record_t raw   = {
-                                rec->topic, rec->partition,  rec->offset,
-                                rec->timestamp, rec->key,    rec->value,
-                                rec->headers, rec->header_cnt, NULL};
+                                  rec->topic,     rec->partition,  rec->offset,
+                                  rec->timestamp, rec->key,        rec->value,
+                                  rec->headers,   rec->header_cnt, NULL};
                         for (int k = 0; k < drv->task_cnt; k++)
                                 if (ks__task_partition(drv->tasks[k]) ==
                                             rec->partition &&
@@ -402,10 +419,14 @@ static ks_error_t *run_until_idle(ks_test_driver_t *drv) {
         return NULL;
 }
 
-ks_error_t *ks_test_driver_pipe(ks_test_driver_t *drv, const char *topic,
-                                int32_t partition, const void *key,
-                                size_t key_len, const void *value,
-                                size_t value_len, int64_t timestamp,
+ks_error_t *ks_test_driver_pipe(ks_test_driver_t *drv,
+                                const char *topic,
+                                int32_t partition,
+                                const void *key,
+                                size_t key_len,
+                                const void *value,
+                                size_t value_len,
+                                int64_t timestamp,
                                 const ks_header_t *headers,
                                 size_t header_cnt) {
         char errstr[512];
@@ -427,8 +448,7 @@ ks_error_t *ks_test_driver_pipe(ks_test_driver_t *drv, const char *topic,
                                 " partitions but sub-topology %d was "
                                 "started with %d tasks: create it before the "
                                 "first pipe",
-                                topic, t->partitions, s,
-                                drv->tasks_per_sub[s]);
+                                topic, t->partitions, s, drv->tasks_per_sub[s]);
         }
         ks_bytes_t k = {key, key ? key_len : 0};
         ks_bytes_t v = {value, value ? value_len : 0};
@@ -441,12 +461,14 @@ ks_error_t *ks_test_driver_pipe(ks_test_driver_t *drv, const char *topic,
         return run_until_idle(drv);
 }
 
-ks_error_t *ks_test_driver_pipe_str(ks_test_driver_t *drv, const char *topic,
-                                    const char *key, const char *value,
+ks_error_t *ks_test_driver_pipe_str(ks_test_driver_t *drv,
+                                    const char *topic,
+                                    const char *key,
+                                    const char *value,
                                     int64_t timestamp) {
         return ks_test_driver_pipe(drv, topic, -1, key, key ? strlen(key) : 0,
-                                   value, value ? strlen(value) : 0,
-                                   timestamp, NULL, 0);
+                                   value, value ? strlen(value) : 0, timestamp,
+                                   NULL, 0);
 }
 
 ks_error_t *ks_test_driver_advance_wall_clock(ks_test_driver_t *drv,
@@ -473,7 +495,8 @@ int64_t ks_test_driver_wall_clock(const ks_test_driver_t *drv) {
         return drv->wall_clock;
 }
 
-bool ks_test_driver_read(ks_test_driver_t *drv, const char *topic,
+bool ks_test_driver_read(ks_test_driver_t *drv,
+                         const char *topic,
                          ks_test_record_t *out) {
         drv_topic_t *t = ks__drv_topic(drv, topic);
         if (!t || t->read_pos >= t->cnt)
@@ -531,8 +554,9 @@ uint64_t ks_test_driver_metric(const ks_test_driver_t *drv, const char *name) {
 }
 
 int64_t ks_test_driver_stream_time(const ks_test_driver_t *drv,
-                                   int subtopology, int32_t partition) {
-        ks_task_t *task = task_for((ks_test_driver_t *)drv, subtopology,
-                                   partition);
+                                   int subtopology,
+                                   int32_t partition) {
+        ks_task_t *task =
+                task_for((ks_test_driver_t *)drv, subtopology, partition);
         return task ? ks__task_stream_time(task) : -1;
 }

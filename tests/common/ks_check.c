@@ -17,7 +17,7 @@ const char *ks_test_service(const char *name) {
         if (!f)
                 return NULL;
         char line[1200];
-        size_t nlen = strlen(name);
+        size_t nlen       = strlen(name);
         const char *found = NULL;
         while (fgets(line, sizeof(line), f)) {
                 if (strncmp(line, name, nlen) || line[nlen] != '=')
@@ -38,11 +38,13 @@ const char *ks_test_require_service(const char *name) {
                 return v;
         const char *ci = getenv("CI");
         if (ci && !strcmp(ci, "true"))
-                ck_abort_msg("%s is not available and CI=true: system "
-                             "tests must not skip in CI",
-                             name);
-        fprintf(stderr, "SKIP: %s not available (set it or run ctest with "
-                        "the ks_services fixture)\n",
+                ck_abort_msg(
+                        "%s is not available and CI=true: system "
+                        "tests must not skip in CI",
+                        name);
+        fprintf(stderr,
+                "SKIP: %s not available (set it or run ctest with "
+                "the ks_services fixture)\n",
                 name);
         return NULL;
 }

@@ -16,7 +16,8 @@ static int64_t now_ms(void) {
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static rd_kafka_t *client(rd_kafka_type_t type, const char *bootstrap,
+static rd_kafka_t *client(rd_kafka_type_t type,
+                          const char *bootstrap,
                           const char *group) {
         char err[256];
         rd_kafka_conf_t *c = rd_kafka_conf_new();
@@ -36,13 +37,12 @@ static rd_kafka_t *client(rd_kafka_type_t type, const char *bootstrap,
         return rk;
 }
 
-void kt_create_topic(const char *bootstrap, const char *topic,
-                     int partitions) {
+void kt_create_topic(const char *bootstrap, const char *topic, int partitions) {
         char err[256];
-        rd_kafka_t *rk         = client(RD_KAFKA_PRODUCER, bootstrap, NULL);
-        rd_kafka_NewTopic_t *t = rd_kafka_NewTopic_new(topic, partitions, -1,
-                                                       err, sizeof(err));
-        rd_kafka_queue_t *q    = rd_kafka_queue_new(rk);
+        rd_kafka_t *rk = client(RD_KAFKA_PRODUCER, bootstrap, NULL);
+        rd_kafka_NewTopic_t *t =
+                rd_kafka_NewTopic_new(topic, partitions, -1, err, sizeof(err));
+        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
         rd_kafka_CreateTopics(rk, &t, 1, NULL, q);
         rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
         ck_assert_msg(ev, "CreateTopics %s timed out", topic);
@@ -74,8 +74,11 @@ void kt_create_topic(const char *bootstrap, const char *topic,
         rd_kafka_destroy(rk);
 }
 
-static void produce(rd_kafka_t *rk, const char *topic, const char *key,
-                    const void *value, size_t len) {
+static void produce(rd_kafka_t *rk,
+                    const char *topic,
+                    const char *key,
+                    const void *value,
+                    size_t len) {
         for (;;) {
                 rd_kafka_resp_err_t e = rd_kafka_producev(
                         rk, RD_KAFKA_V_TOPIC(topic),
@@ -91,8 +94,13 @@ static void produce(rd_kafka_t *rk, const char *topic, const char *key,
         }
 }
 
-void kt_produce(const char *bootstrap, const char *topic, int from, int n,
-                const char *key_prefix, int keys, const char *fmt) {
+void kt_produce(const char *bootstrap,
+                const char *topic,
+                int from,
+                int n,
+                const char *key_prefix,
+                int keys,
+                const char *fmt) {
         rd_kafka_t *rk = client(RD_KAFKA_PRODUCER, bootstrap, NULL);
         char key[128], value[1024];
         for (int i = from; i < from + n; i++) {
@@ -104,7 +112,9 @@ void kt_produce(const char *bootstrap, const char *topic, int from, int n,
         rd_kafka_destroy(rk);
 }
 
-void kt_produce_gen(const char *bootstrap, const char *topic, int n,
+void kt_produce_gen(const char *bootstrap,
+                    const char *topic,
+                    int n,
                     void (*gen)(int i, char *key, char *value)) {
         rd_kafka_t *rk = client(RD_KAFKA_PRODUCER, bootstrap, NULL);
         char key[256], value[256];
@@ -116,8 +126,11 @@ void kt_produce_gen(const char *bootstrap, const char *topic, int n,
         rd_kafka_destroy(rk);
 }
 
-void kt_produce_raw(const char *bootstrap, const char *topic, const char *key,
-                    const void *value, size_t len) {
+void kt_produce_raw(const char *bootstrap,
+                    const char *topic,
+                    const char *key,
+                    const void *value,
+                    size_t len) {
         rd_kafka_t *rk = client(RD_KAFKA_PRODUCER, bootstrap, NULL);
         produce(rk, topic, key, value, len);
         ck_assert_int_eq(rd_kafka_flush(rk, 60000), 0);
@@ -133,10 +146,13 @@ static char *copy(const void *p, size_t len) {
         return s;
 }
 
-size_t kt_consume_all(const char *bootstrap, const char *topic, size_t want,
-                      int timeout_ms, kt_record_t **out) {
-        rd_kafka_t *rk = client(RD_KAFKA_CONSUMER, bootstrap,
-                                kt_unique("kt-reader"));
+size_t kt_consume_all(const char *bootstrap,
+                      const char *topic,
+                      size_t want,
+                      int timeout_ms,
+                      kt_record_t **out) {
+        rd_kafka_t *rk =
+                client(RD_KAFKA_CONSUMER, bootstrap, kt_unique("kt-reader"));
         const struct rd_kafka_metadata *md;
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
         ck_assert(!rd_kafka_metadata(rk, 0, rkt, &md, 10000));
@@ -159,7 +175,8 @@ size_t kt_consume_all(const char *bootstrap, const char *topic, size_t want,
                         continue;
                 if (!m->err) {
                         if (n == cap)
-                                recs = realloc(recs, (cap *= 2) * sizeof(*recs));
+                                recs = realloc(recs,
+                                               (cap *= 2) * sizeof(*recs));
                         kt_record_t *r = &recs[n++];
                         memset(r, 0, sizeof(*r));
                         r->key       = copy(m->key, m->key_len);

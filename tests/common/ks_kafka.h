@@ -9,20 +9,29 @@
 #include <sys/types.h>
 
 /** Creates a topic (fails the test on error; an existing one is fine). */
-void kt_create_topic(const char *bootstrap, const char *topic,
-                     int partitions);
+void kt_create_topic(const char *bootstrap, const char *topic, int partitions);
 
 /** Produces @p n records "<key_prefix><i % keys>" -> value from @p fmt
  *  (printf with i as its only int argument), keyed by murmur2. */
-void kt_produce(const char *bootstrap, const char *topic, int from, int n,
-                const char *key_prefix, int keys, const char *fmt);
+void kt_produce(const char *bootstrap,
+                const char *topic,
+                int from,
+                int n,
+                const char *key_prefix,
+                int keys,
+                const char *fmt);
 /** Produces @p n records made by @p gen (key and value buffers of 256
  *  bytes each) with one producer. */
-void kt_produce_gen(const char *bootstrap, const char *topic, int n,
+void kt_produce_gen(const char *bootstrap,
+                    const char *topic,
+                    int n,
                     void (*gen)(int i, char *key, char *value));
 /** Produces one raw record. */
-void kt_produce_raw(const char *bootstrap, const char *topic, const char *key,
-                    const void *value, size_t len);
+void kt_produce_raw(const char *bootstrap,
+                    const char *topic,
+                    const char *key,
+                    const void *value,
+                    size_t len);
 
 typedef struct kt_record_s {
         char *key;   /* NUL-terminated copy; NULL for a null key */
@@ -36,8 +45,11 @@ typedef struct kt_record_s {
 /** Reads @p topic from the beginning until @p want records arrived or
  *  @p timeout_ms passed. @returns the count; *out is an array (free with
  *  kt_records_free). */
-size_t kt_consume_all(const char *bootstrap, const char *topic, size_t want,
-                      int timeout_ms, kt_record_t **out);
+size_t kt_consume_all(const char *bootstrap,
+                      const char *topic,
+                      size_t want,
+                      int timeout_ms,
+                      kt_record_t **out);
 void kt_records_free(kt_record_t *recs, size_t n);
 const char *kt_header(const kt_record_t *r, const char *name);
 

@@ -25,14 +25,18 @@ static void teardown(void) {
         topo = NULL;
 }
 
-static void pipe_ok(const char *topic, const char *key, const char *value,
+static void pipe_ok(const char *topic,
+                    const char *key,
+                    const char *value,
                     int64_t ts) {
         ks_error_t *e = ks_test_driver_pipe_str(drv, topic, key, value, ts);
         ck_assert_msg(!e, "pipe: %s", e ? ks_error_message(e) : "");
 }
 
 /* Reads the next output record and checks key, value and timestamp. */
-static void expect(const char *topic, const char *key, const char *value,
+static void expect(const char *topic,
+                   const char *key,
+                   const char *value,
                    int64_t ts) {
         ks_test_record_t r;
         ck_assert_msg(ks_test_driver_read(drv, topic, &r),
@@ -85,8 +89,7 @@ static ks_kv_t swap(ks_arena_t *a, const void *k, const void *v, void *o) {
         return (ks_kv_t){v, k}; /* borrowed: both live in the arena */
 }
 
-static const void *upper(ks_arena_t *a, const void *k, const void *v,
-                         void *o) {
+static const void *upper(ks_arena_t *a, const void *k, const void *v, void *o) {
         (void)k, (void)o;
         char *s = ks_arena_strdup(a, v);
         for (char *p = s; *p; p++)
@@ -95,7 +98,9 @@ static const void *upper(ks_arena_t *a, const void *k, const void *v,
         return s;
 }
 
-static const void *len_of(ks_arena_t *a, const void *k, const void *v,
+static const void *len_of(ks_arena_t *a,
+                          const void *k,
+                          const void *v,
                           void *o) {
         (void)k, (void)o;
         return ks_arena_int64(a, (int64_t)strlen(v));
@@ -107,8 +112,8 @@ START_TEST(map_map_values_and_select_key) {
                                             ks_serde_string());
         ks_stream_to(ks_stream_map(in, NULL, swap, NULL), "swapped",
                      ks_serde_string(), ks_serde_string());
-        ks_stream_to(ks_stream_map_values(in, NULL, upper, NULL), "upper",
-                     NULL, ks_serde_string());
+        ks_stream_to(ks_stream_map_values(in, NULL, upper, NULL), "upper", NULL,
+                     ks_serde_string());
         ks_stream_to(ks_stream_select_key(in, NULL, len_of, NULL), "bylen",
                      ks_serde_int64(), NULL);
         start(b);
@@ -123,7 +128,9 @@ START_TEST(map_map_values_and_select_key) {
 }
 END_TEST
 
-static void split_words(ks_emitter_t *e, const void *k, const void *v,
+static void split_words(ks_emitter_t *e,
+                        const void *k,
+                        const void *v,
                         void *o) {
         (void)k, (void)o;
         ks_arena_t *a = ks_emitter_arena(e);
@@ -229,10 +236,10 @@ END_TEST
 
 START_TEST(merge_interleaves_both_streams) {
         ks_builder_t *b = ks_builder_new();
-        ks_stream_t *x  = ks_builder_stream(b, "x", ks_serde_string(),
-                                            ks_serde_string());
-        ks_stream_t *y  = ks_builder_stream(b, "y", ks_serde_string(),
-                                            ks_serde_string());
+        ks_stream_t *x =
+                ks_builder_stream(b, "x", ks_serde_string(), ks_serde_string());
+        ks_stream_t *y =
+                ks_builder_stream(b, "y", ks_serde_string(), ks_serde_string());
         ks_stream_to(ks_stream_merge(x, y, NULL), "out", NULL, NULL);
         start(b);
         pipe_ok("x", "a", "1", 1);
@@ -264,23 +271,23 @@ START_TEST(to_with_a_topic_per_record) {
 END_TEST
 
 START_TEST(sources_from_several_topics_and_a_pattern) {
-        ks_builder_t *b           = ks_builder_new();
+        ks_builder_t *b          = ks_builder_new();
         const char *const many[] = {"t1", "t2"};
-        ks_stream_to(ks_builder_stream_topics(b, NULL, many, 2,
-                                              ks_serde_string(),
-                                              ks_serde_string()),
-                     "from-many", NULL, NULL);
-        ks_stream_to(ks_builder_stream_pattern(b, NULL, "logs-[a-z]+",
-                                               ks_serde_string(),
-                                               ks_serde_string()),
-                     "from-pattern", NULL, NULL);
+        ks_stream_to(
+                ks_builder_stream_topics(b, NULL, many, 2, ks_serde_string(),
+                                         ks_serde_string()),
+                "from-many", NULL, NULL);
+        ks_stream_to(
+                ks_builder_stream_pattern(b, NULL, "logs-[a-z]+",
+                                          ks_serde_string(), ks_serde_string()),
+                "from-pattern", NULL, NULL);
         start(b);
         pipe_ok("t1", "a", "1", 1);
         pipe_ok("t2", "b", "2", 2);
         pipe_ok("logs-web", "c", "3", 3);
         pipe_ok("logs-db", "d", "4", 4);
-        pipe_ok("logs-9", "e", "5", 5);       /* no match: digits */
-        pipe_ok("xlogs-web", "f", "6", 6);    /* anchored: no match */
+        pipe_ok("logs-9", "e", "5", 5);    /* no match: digits */
+        pipe_ok("xlogs-web", "f", "6", 6); /* anchored: no match */
         expect("from-many", "a", "1", 1);
         expect("from-many", "b", "2", 2);
         expect_end("from-many");
@@ -315,8 +322,11 @@ static ks_err_t tag_init(ks_ctx_t *ctx, void **state, void *opaque) {
         return *state ? KS_OK : KS_ERR_NOMEM;
 }
 
-static ks_err_t tag_process(ks_ctx_t *ctx, const void *k, const void *v,
-                            void *state, void *opaque) {
+static ks_err_t tag_process(ks_ctx_t *ctx,
+                            const void *k,
+                            const void *v,
+                            void *state,
+                            void *opaque) {
         counter_t *c = state;
         (void)opaque;
         c->seen++;
@@ -335,13 +345,12 @@ static void tag_close(ks_ctx_t *ctx, void *state, void *opaque) {
 }
 
 START_TEST(processor_api_headers_and_named_children) {
-        ks_builder_t *b = ks_builder_new();
+        ks_builder_t *b            = ks_builder_new();
         const char *const topics[] = {"in"};
         ks_builder_add_source(b, "src", topics, 1, ks_serde_string(),
                               ks_serde_string());
-        ks_processor_def_t def = {.init    = tag_init,
-                                  .process = tag_process,
-                                  .close   = tag_close};
+        ks_processor_def_t def = {
+                .init = tag_init, .process = tag_process, .close = tag_close};
         const char *const p1[] = {"src"};
         ks_builder_add_processor(b, "tag", &def, p1, 1);
         const char *const p2[] = {"tag"};
@@ -351,8 +360,8 @@ START_TEST(processor_api_headers_and_named_children) {
                             ks_serde_string(), p2, 1);
         start(b);
         ks_header_t h = {"source", {"left", 4}};
-        ck_assert_ptr_null(ks_test_driver_pipe(drv, "in", -1, "k", 1, "v", 1,
-                                               9, &h, 1));
+        ck_assert_ptr_null(
+                ks_test_driver_pipe(drv, "in", -1, "k", 1, "v", 1, 9, &h, 1));
         pipe_ok("in", "k2", "v2", 10);
         ks_test_record_t r;
         ck_assert(ks_test_driver_read(drv, "left", &r));
@@ -381,8 +390,11 @@ START_TEST(processor_api_headers_and_named_children) {
 }
 END_TEST
 
-static ks_err_t meta_process(ks_ctx_t *ctx, const void *k, const void *v,
-                             void *state, void *opaque) {
+static ks_err_t meta_process(ks_ctx_t *ctx,
+                             const void *k,
+                             const void *v,
+                             void *state,
+                             void *opaque) {
         (void)v, (void)state, (void)opaque;
         char *s = ks_arena_alloc(ks_ctx_arena(ctx), 128);
         snprintf(s, 128, "%s/%d/%lld/%lld/%s", ks_ctx_topic(ctx),
@@ -392,9 +404,9 @@ static ks_err_t meta_process(ks_ctx_t *ctx, const void *k, const void *v,
 }
 
 START_TEST(process_in_the_dsl_sees_record_metadata) {
-        ks_builder_t *b = ks_builder_new();
-        ks_stream_t *in = ks_builder_stream(b, "in", ks_serde_string(),
-                                            ks_serde_string());
+        ks_builder_t *b        = ks_builder_new();
+        ks_stream_t *in        = ks_builder_stream(b, "in", ks_serde_string(),
+                                                   ks_serde_string());
         ks_processor_def_t def = {.process = meta_process};
         ks_stream_to(ks_stream_process(in, "meta", &def), "out",
                      ks_serde_string(), ks_serde_string());
@@ -415,7 +427,8 @@ Suite *ks_test_suite(void) {
         tcase_add_test(tc, map_map_values_and_select_key);
         tcase_add_test(tc, flat_map_and_flat_map_values);
         tcase_add_test(tc, peek_and_foreach);
-        tcase_add_test(tc, split_branches_first_match_wins_and_default_takes_the_rest);
+        tcase_add_test(
+                tc, split_branches_first_match_wins_and_default_takes_the_rest);
         tcase_add_test(tc, merge_interleaves_both_streams);
         tcase_add_test(tc, to_with_a_topic_per_record);
         tcase_add_test(tc, sources_from_several_topics_and_a_pattern);

@@ -12,8 +12,11 @@ static ks_topology_t *topo;
 static ks_test_driver_t *drv;
 
 /* Fails records whose "amount" is negative; NULL values are bad input too. */
-static ks_err_t check_amount(ks_ctx_t *ctx, const void *k, const void *v,
-                             void *state, void *opaque) {
+static ks_err_t check_amount(ks_ctx_t *ctx,
+                             const void *k,
+                             const void *v,
+                             void *state,
+                             void *opaque) {
         (void)state, (void)opaque;
         if (!v)
                 return ks_ctx_fail(ctx, "null value");
@@ -29,9 +32,9 @@ static ks_err_t check_amount(ks_ctx_t *ctx, const void *k, const void *v,
 static void start(const char *deser, const char *proc) {
         char err[512];
         ks_builder_t *b = ks_builder_new();
-        ks_stream_t *in = ks_builder_stream(b, "in", ks_serde_string(),
-                                            ks_serde_json());
-        in              = ks_stream_with_timestamps(
+        ks_stream_t *in =
+                ks_builder_stream(b, "in", ks_serde_string(), ks_serde_json());
+        in = ks_stream_with_timestamps(
                 in, ks_timestamp_extractor_json_field("ts", err, sizeof(err)));
         ks_processor_def_t def = {.process = check_amount};
         ks_stream_to(ks_stream_process(in, "check-amount", &def), "out",
@@ -40,10 +43,10 @@ static void start(const char *deser, const char *proc) {
         ck_assert_msg(topo, "%s", err);
         ks_builder_destroy(b);
         ks_conf_t *conf = ks_conf_new();
-        ck_assert_int_eq(ks_conf_set(conf,
-                                     "default.deserialization.exception.handler",
-                                     deser, err, sizeof(err)),
-                         KS_OK);
+        ck_assert_int_eq(
+                ks_conf_set(conf, "default.deserialization.exception.handler",
+                            deser, err, sizeof(err)),
+                KS_OK);
         ks_conf_set(conf, "default.processing.exception.handler", proc, err,
                     sizeof(err));
         ks_conf_set(conf, "errors.dead.letter.queue.topic.name", "dlq", err,
@@ -76,9 +79,9 @@ START_TEST(fail_handler_stops_with_a_clear_error_and_the_driver_goes_on) {
         ks_error_t *e = pipe_v("k", "{\"amount\": 1, \"ts\": ");
         ck_assert_ptr_nonnull(e);
         ck_assert_int_eq(ks_error_code(e), KS_ERR_JSON);
-        ck_assert_msg(strstr(ks_error_message(e),
-                             "deserialization error at in[0]@0"),
-                      "%s", ks_error_message(e));
+        ck_assert_msg(
+                strstr(ks_error_message(e), "deserialization error at in[0]@0"),
+                "%s", ks_error_message(e));
         ck_assert(strstr(ks_error_message(e), "(handler: fail)"));
         ks_error_destroy(e);
         ck_assert_ptr_null(pipe_v("k", "{\"amount\": 1, \"ts\": 9}"));
@@ -87,10 +90,11 @@ START_TEST(fail_handler_stops_with_a_clear_error_and_the_driver_goes_on) {
         ck_assert_int_eq(r.timestamp, 9);
         e = pipe_v("k", "{\"amount\": -3, \"ts\": 10}");
         ck_assert_ptr_nonnull(e);
-        ck_assert_msg(strstr(ks_error_message(e), "in check-amount: "
-                                                  "KS_ERR_PROCESSING: "
-                                                  "processing error: "
-                                                  "negative amount -3"),
+        ck_assert_msg(strstr(ks_error_message(e),
+                             "in check-amount: "
+                             "KS_ERR_PROCESSING: "
+                             "processing error: "
+                             "negative amount -3"),
                       "%s", ks_error_message(e));
         ks_error_destroy(e);
 }
@@ -99,10 +103,11 @@ END_TEST
 START_TEST(log_and_continue_counts_every_dropped_record) {
         start("log-and-continue", "log-and-continue");
         ck_assert_ptr_null(pipe_v("k", "not json"));
-        ck_assert_ptr_null(pipe_v("k", "{\"amount\": 1}"));        /* no ts */
-        ck_assert_ptr_null(pipe_v("k", "{\"amount\": 1, \"ts\": \"yesterday\"}"));
-        ck_assert_ptr_null(pipe_v("k", "{\"ts\": 3}"));            /* field */
-        ck_assert_ptr_null(pipe_v("k", NULL));                     /* null */
+        ck_assert_ptr_null(pipe_v("k", "{\"amount\": 1}")); /* no ts */
+        ck_assert_ptr_null(
+                pipe_v("k", "{\"amount\": 1, \"ts\": \"yesterday\"}"));
+        ck_assert_ptr_null(pipe_v("k", "{\"ts\": 3}")); /* field */
+        ck_assert_ptr_null(pipe_v("k", NULL));          /* null */
         ck_assert_ptr_null(pipe_v(NULL, "{\"amount\": 2, \"ts\": 4}"));
         ck_assert_uint_eq(ks_test_driver_metric(drv, "dropped-deserialization"),
                           3 + 1 /* a null value has no timestamp field */);
@@ -131,8 +136,8 @@ START_TEST(dead_letter_keeps_original_bytes_and_names_the_error) {
         ck_assert_str_eq(header(&r, "__streams.errors.offset"), "0");
         ck_assert_str_eq(header(&r, "__streams.errors.processor"),
                          "KSTREAM-SOURCE-0000000000");
-        ck_assert(strstr(header(&r, "__streams.errors.message"),
-                         "json serde:"));
+        ck_assert(
+                strstr(header(&r, "__streams.errors.message"), "json serde:"));
         ck_assert(ks_test_driver_read(drv, "dlq", &r));
         ck_assert_str_eq(r.key.data, "neg");
         ck_assert_str_eq(header(&r, "__streams.errors.processor"),
@@ -159,9 +164,10 @@ START_TEST(dead_letter_without_a_topic_is_refused_up_front) {
         drv = ks_test_driver_new(topo, conf, err, sizeof(err));
         ks_conf_destroy(conf);
         ck_assert_ptr_null(drv);
-        ck_assert_str_eq(err, "default.deserialization.exception.handler is "
-                              "dead-letter but "
-                              "errors.dead.letter.queue.topic.name is not set");
+        ck_assert_str_eq(err,
+                         "default.deserialization.exception.handler is "
+                         "dead-letter but "
+                         "errors.dead.letter.queue.topic.name is not set");
 }
 END_TEST
 
@@ -169,9 +175,12 @@ Suite *ks_test_suite(void) {
         Suite *s  = suite_create("errors");
         TCase *tc = tcase_create("handlers");
         tcase_add_checked_fixture(tc, NULL, teardown);
-        tcase_add_test(tc, fail_handler_stops_with_a_clear_error_and_the_driver_goes_on);
+        tcase_add_test(
+                tc,
+                fail_handler_stops_with_a_clear_error_and_the_driver_goes_on);
         tcase_add_test(tc, log_and_continue_counts_every_dropped_record);
-        tcase_add_test(tc, dead_letter_keeps_original_bytes_and_names_the_error);
+        tcase_add_test(tc,
+                       dead_letter_keeps_original_bytes_and_names_the_error);
         tcase_add_test(tc, dead_letter_without_a_topic_is_refused_up_front);
         suite_add_tcase(s, tc);
         return s;

@@ -29,12 +29,16 @@ static ks_err_t p_init(ks_ctx_t *ctx, void **state, void *opaque) {
         (void)opaque;
         state_t *st = calloc(1, sizeof(*st));
         *state      = st;
-        st->p = ks_ctx_schedule(ctx, punct_interval, punct_type, emit_count, st);
+        st->p = ks_ctx_schedule(ctx, punct_interval, punct_type, emit_count,
+                                st);
         return st->p ? KS_OK : KS_ERR_INVALID_ARG;
 }
 
-static ks_err_t p_process(ks_ctx_t *ctx, const void *k, const void *v,
-                          void *state, void *opaque) {
+static ks_err_t p_process(ks_ctx_t *ctx,
+                          const void *k,
+                          const void *v,
+                          void *state,
+                          void *opaque) {
         (void)ctx, (void)opaque;
         state_t *st = state;
         st->count++;
@@ -54,14 +58,13 @@ static ks_test_driver_t *drv;
 
 static void start(ks_punctuation_type_t type, int64_t interval) {
         char err[256];
-        punct_type      = type;
-        punct_interval  = interval;
-        ks_builder_t *b = ks_builder_new();
-        ks_stream_t *in = ks_builder_stream(b, "in", ks_serde_string(),
-                                            ks_serde_string());
-        ks_processor_def_t def = {.init    = p_init,
-                                  .process = p_process,
-                                  .close   = p_close};
+        punct_type             = type;
+        punct_interval         = interval;
+        ks_builder_t *b        = ks_builder_new();
+        ks_stream_t *in        = ks_builder_stream(b, "in", ks_serde_string(),
+                                                   ks_serde_string());
+        ks_processor_def_t def = {
+                .init = p_init, .process = p_process, .close = p_close};
         ks_stream_to(ks_stream_process(in, "counter", &def), "out",
                      ks_serde_string(), ks_serde_string());
         topo = ks_builder_build(b, err, sizeof(err));
@@ -137,7 +140,8 @@ Suite *ks_test_suite(void) {
         Suite *s  = suite_create("punctuators");
         TCase *tc = tcase_create("punctuators");
         tcase_add_checked_fixture(tc, NULL, teardown);
-        tcase_add_test(tc, stream_time_punctuation_aligns_to_zero_and_skips_missed);
+        tcase_add_test(tc,
+                       stream_time_punctuation_aligns_to_zero_and_skips_missed);
         tcase_add_test(tc, wall_clock_punctuation_follows_the_driver_clock);
         tcase_add_test(tc, cancelled_punctuators_stop_firing);
         suite_add_tcase(s, tc);

@@ -31,7 +31,9 @@ static const void *tag(ks_arena_t *a, const void *k, const void *v, void *o) {
         return copy;
 }
 
-static const void *user_of(ks_arena_t *a, const void *k, const void *v,
+static const void *user_of(ks_arena_t *a,
+                           const void *k,
+                           const void *v,
                            void *o) {
         (void)a, (void)k, (void)o;
         return json_string_value(json_object_get(v, "user"));
@@ -62,15 +64,33 @@ int main(int argc, char **argv) {
         int c;
         while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
                 switch (c) {
-                case 'b': bootstrap = optarg; break;
-                case 'a': app = optarg; break;
-                case 'i': input = optarg; break;
-                case 'j': input2 = optarg; break;
-                case 'o': output = optarg; break;
-                case 'm': mode = optarg; break;
-                case 'd': dlq = optarg; break;
-                case 't': threads = optarg; break;
-                case 'c': commit_ms = optarg; break;
+                case 'b':
+                        bootstrap = optarg;
+                        break;
+                case 'a':
+                        app = optarg;
+                        break;
+                case 'i':
+                        input = optarg;
+                        break;
+                case 'j':
+                        input2 = optarg;
+                        break;
+                case 'o':
+                        output = optarg;
+                        break;
+                case 'm':
+                        mode = optarg;
+                        break;
+                case 'd':
+                        dlq = optarg;
+                        break;
+                case 't':
+                        threads = optarg;
+                        break;
+                case 'c':
+                        commit_ms = optarg;
+                        break;
                 default:
                         fprintf(stderr,
                                 "usage: ks_test_app --bootstrap B --app-id A "
@@ -81,21 +101,22 @@ int main(int argc, char **argv) {
                 }
         }
         if (!bootstrap || !app || !input || !output) {
-                fprintf(stderr, "ks_test_app: --bootstrap, --app-id, --input "
-                                "and --output are required\n");
+                fprintf(stderr,
+                        "ks_test_app: --bootstrap, --app-id, --input "
+                        "and --output are required\n");
                 return 2;
         }
         int me = (int)getpid();
         char err[512];
         ks_builder_t *b = ks_builder_new();
-        ks_stream_t *in = ks_builder_stream(b, input, ks_serde_string(),
-                                            ks_serde_json());
+        ks_stream_t *in =
+                ks_builder_stream(b, input, ks_serde_string(), ks_serde_json());
         if (!strcmp(mode, "filter")) {
-                ks_stream_to(ks_stream_map_values(
-                                     ks_stream_filter(in, "has-id", has_id,
-                                                      NULL),
-                                     "tag", tag, &me),
-                             output, NULL, ks_serde_json());
+                ks_stream_to(
+                        ks_stream_map_values(
+                                ks_stream_filter(in, "has-id", has_id, NULL),
+                                "tag", tag, &me),
+                        output, NULL, ks_serde_json());
         } else if (!strcmp(mode, "repartition")) {
                 ks_stream_t *k = ks_stream_select_key(
                         ks_stream_filter(in, "has-user", has_user, NULL),
@@ -104,9 +125,8 @@ int main(int argc, char **argv) {
                                                    ks_serde_string(), NULL, 0),
                              output, NULL, NULL);
         } else if (!strcmp(mode, "merge") && input2) {
-                ks_stream_t *in2 = ks_builder_stream(b, input2,
-                                                     ks_serde_string(),
-                                                     ks_serde_json());
+                ks_stream_t *in2 = ks_builder_stream(
+                        b, input2, ks_serde_string(), ks_serde_json());
                 ks_stream_to(ks_stream_merge(in, in2, NULL), output, NULL,
                              NULL);
         } else {
@@ -128,11 +148,11 @@ int main(int argc, char **argv) {
             ks_conf_set(conf, "commit.interval.ms", commit_ms, err,
                         sizeof(err)) ||
             ks_conf_set(conf, "startup.timeout.ms", "5000", err, sizeof(err)) ||
-            (dlq && (ks_conf_set(conf, "errors.dead.letter.queue.topic.name",
-                                 dlq, err, sizeof(err)) ||
-                     ks_conf_set(conf,
-                                 "default.deserialization.exception.handler",
-                                 "dead-letter", err, sizeof(err))))) {
+            (dlq &&
+             (ks_conf_set(conf, "errors.dead.letter.queue.topic.name", dlq, err,
+                          sizeof(err)) ||
+              ks_conf_set(conf, "default.deserialization.exception.handler",
+                          "dead-letter", err, sizeof(err))))) {
                 fprintf(stderr, "ks_test_app: %s\n", err);
                 return 2;
         }

@@ -13,11 +13,11 @@ static bool keep(const void *k, const void *v, void *o) {
 int main(void) {
         char err[256];
         ks_builder_t *b = ks_builder_new();
-        ks_stream_to(ks_stream_filter(ks_builder_stream(b, "in",
-                                                        ks_serde_string(),
-                                                        ks_serde_string()),
-                                      NULL, keep, NULL),
-                     "out", NULL, NULL);
+        ks_stream_to(
+                ks_stream_filter(ks_builder_stream(b, "in", ks_serde_string(),
+                                                   ks_serde_string()),
+                                 NULL, keep, NULL),
+                "out", NULL, NULL);
         ks_topology_t *t = ks_builder_build(b, err, sizeof(err));
         ks_builder_destroy(b);
         ks_test_driver_t *d = ks_test_driver_new(t, NULL, err, sizeof(err));

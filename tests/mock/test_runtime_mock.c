@@ -19,7 +19,8 @@ START_TEST(a_filter_topology_runs_on_the_mock_cluster) {
         char err[256];
         rd_kafka_conf_t *mc = rd_kafka_conf_new();
         rd_kafka_conf_set(mc, "log_level", "0", err, sizeof(err));
-        rd_kafka_t *host = rd_kafka_new(RD_KAFKA_PRODUCER, mc, err, sizeof(err));
+        rd_kafka_t *host =
+                rd_kafka_new(RD_KAFKA_PRODUCER, mc, err, sizeof(err));
         rd_kafka_mock_cluster_t *mock = rd_kafka_mock_cluster_new(host, 1);
         ck_assert_ptr_nonnull(mock);
         const char *bootstrap = rd_kafka_mock_cluster_bootstraps(mock);
@@ -29,11 +30,11 @@ START_TEST(a_filter_topology_runs_on_the_mock_cluster) {
         kt_produce(bootstrap, "in", 0, 400, "k", 37, "{\"id\":%d}");
 
         ks_builder_t *b = ks_builder_new();
-        ks_stream_to(ks_stream_filter(ks_builder_stream(b, "in",
-                                                        ks_serde_string(),
-                                                        ks_serde_json()),
-                                      "even", even, NULL),
-                     "out", NULL, NULL);
+        ks_stream_to(
+                ks_stream_filter(ks_builder_stream(b, "in", ks_serde_string(),
+                                                   ks_serde_json()),
+                                 "even", even, NULL),
+                "out", NULL, NULL);
         ks_topology_t *t = ks_builder_build(b, err, sizeof(err));
         ks_builder_destroy(b);
         ks_conf_t *c = ks_conf_new();
@@ -51,9 +52,8 @@ START_TEST(a_filter_topology_runs_on_the_mock_cluster) {
         ck_assert_uint_eq(n, 200);
         for (size_t i = 0; i < n; i++) {
                 json_t *v = json_loads(recs[i].value, 0, NULL);
-                ck_assert_int_eq(json_integer_value(json_object_get(v, "id")) %
-                                         2,
-                                 0);
+                ck_assert_int_eq(
+                        json_integer_value(json_object_get(v, "id")) % 2, 0);
                 json_decref(v);
         }
         kt_records_free(recs, n);

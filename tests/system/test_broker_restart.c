@@ -62,10 +62,10 @@ START_TEST(brokers_restarted_mid_run_nothing_lost) {
         kt_create_topic(bootstrap, outt, 3);
         const int n = 3000;
         kt_produce(bootstrap, in, 0, n, "k", 50, "{\"id\":%d}");
-        const char *argv[] = {"--bootstrap", bootstrap, "--app-id", app,
-                              "--input",     in,        "--output", outt,
-                              NULL};
-        pid_t pid = kt_spawn_app(log, argv);
+        const char *argv[] = {"--bootstrap", bootstrap, "--app-id",
+                              app,           "--input", in,
+                              "--output",    outt,      NULL};
+        pid_t pid          = kt_spawn_app(log, argv);
         kt_record_t *recs;
         size_t cnt = kt_consume_all(bootstrap, outt, (size_t)n, 60000, &recs);
         kt_records_free(recs, cnt);
@@ -99,8 +99,9 @@ START_TEST(brokers_restarted_mid_run_nothing_lost) {
         int missing = 0;
         for (int i = 0; i < 2 * n; i++)
                 missing += !seen[i];
-        fprintf(stderr, "broker restart: %zu outputs for %d inputs, %d "
-                        "missing\n",
+        fprintf(stderr,
+                "broker restart: %zu outputs for %d inputs, %d "
+                "missing\n",
                 cnt, 2 * n, missing);
         int st = kt_stop(pid, SIGTERM, 30000);
         ck_assert_int_eq(missing, 0);

@@ -24,8 +24,11 @@ static void setup(void) {
                         return;                                                \
         } while (0)
 
-static pid_t start_app(const char *app, const char *in, const char *out,
-                       const char *mode, const char *log) {
+static pid_t start_app(const char *app,
+                       const char *in,
+                       const char *out,
+                       const char *mode,
+                       const char *log) {
         const char *args[] = {"--bootstrap", bootstrap, "--app-id", app,
                               "--input",     in,        "--output", out,
                               "--mode",      mode,      NULL};
@@ -41,7 +44,10 @@ static void dump_log(const char *path) {
 
 /* Counts how often each id 0..n-1 appears in the output and which
  * instances produced it. */
-static void tally(kt_record_t *recs, size_t cnt, int n, int *seen,
+static void tally(kt_record_t *recs,
+                  size_t cnt,
+                  int n,
+                  int *seen,
                   int *distinct_pids) {
         int pids[16], npids = 0;
         memset(seen, 0, (size_t)n * sizeof(int));
@@ -100,7 +106,7 @@ static void scale(bool kill) {
         /* Records processed after the count was reached would show up as
          * duplicates: read again with what is there now. */
         kt_records_free(recs, cnt);
-        cnt = kt_consume_all(bootstrap, out, (size_t)n * 2, 5000, &recs);
+        cnt       = kt_consume_all(bootstrap, out, (size_t)n * 2, 5000, &recs);
         int *seen = calloc((size_t)n, sizeof(int)), pids;
         tally(recs, cnt, n, seen, &pids);
         int missing = 0, dups = 0;
@@ -108,8 +114,9 @@ static void scale(bool kill) {
                 missing += seen[i] == 0;
                 dups += seen[i] > 1 ? seen[i] - 1 : 0;
         }
-        fprintf(stderr, "scale(kill=%d): %zu outputs for %d inputs, %d "
-                        "missing, %d duplicates, %d instances produced\n",
+        fprintf(stderr,
+                "scale(kill=%d): %zu outputs for %d inputs, %d "
+                "missing, %d duplicates, %d instances produced\n",
                 kill, cnt, n, missing, dups, pids);
         if (missing)
                 dump_log(log);
@@ -136,8 +143,8 @@ END_TEST
 #define ORDER_USERS 13
 static void order_record(int i, char *key, char *value) {
         snprintf(key, 256, "u%d", i % ORDER_USERS);
-        snprintf(value, 256, "{\"user\":\"u%d\",\"seq\":%d}",
-                 i % ORDER_USERS, i);
+        snprintf(value, 256, "{\"user\":\"u%d\",\"seq\":%d}", i % ORDER_USERS,
+                 i);
 }
 
 START_TEST(repartition_keeps_per_key_order) {
@@ -194,7 +201,7 @@ START_TEST(malformed_records_go_to_the_dead_letter_topic) {
         const char *args[] = {"--bootstrap", bootstrap, "--app-id", app,
                               "--input",     in,        "--output", out,
                               "--dlq",       dlq,       NULL};
-        pid_t pid = kt_spawn_app(log, args);
+        pid_t pid          = kt_spawn_app(log, args);
         kt_record_t *recs, *dead;
         size_t cnt  = kt_consume_all(bootstrap, out, 100, 60000, &recs);
         size_t ndlq = kt_consume_all(bootstrap, dlq, 2, 30000, &dead);
@@ -220,13 +227,15 @@ START_TEST(malformed_records_go_to_the_dead_letter_topic) {
 }
 END_TEST
 
-static ks_error_t *try_start(const char *app, const char *a, const char *b,
+static ks_error_t *try_start(const char *app,
+                             const char *a,
+                             const char *b,
                              const char *server) {
         char err[512];
         ks_builder_t *bld = ks_builder_new();
-        ks_stream_t *s1   = ks_builder_stream(bld, a, ks_serde_string(),
-                                              ks_serde_string());
-        ks_stream_t *s    = s1;
+        ks_stream_t *s1 =
+                ks_builder_stream(bld, a, ks_serde_string(), ks_serde_string());
+        ks_stream_t *s = s1;
         if (b)
                 s = ks_stream_merge(s1,
                                     ks_builder_stream(bld, b, ks_serde_string(),
@@ -286,11 +295,14 @@ Suite *ks_test_suite(void) {
         TCase *tc = tcase_create("runtime");
         tcase_add_checked_fixture(tc, setup, NULL);
         tcase_set_timeout(tc, 280);
-        tcase_add_test(tc, instances_join_while_data_flows_nothing_lost_nothing_doubled);
+        tcase_add_test(
+                tc,
+                instances_join_while_data_flows_nothing_lost_nothing_doubled);
         tcase_add_test(tc, an_instance_killed_with_sigkill_loses_nothing);
         tcase_add_test(tc, repartition_keeps_per_key_order);
         tcase_add_test(tc, malformed_records_go_to_the_dead_letter_topic);
-        tcase_add_test(tc, co_partitioning_mismatch_fails_at_start_naming_the_topics);
+        tcase_add_test(
+                tc, co_partitioning_mismatch_fails_at_start_naming_the_topics);
         tcase_add_test(tc, missing_source_topics_fail_at_start);
         suite_add_tcase(s, tc);
         return s;

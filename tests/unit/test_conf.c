@@ -14,9 +14,9 @@ START_TEST(defaults_and_set_values) {
         ck_assert_int_eq(ks_conf_get(c, "commit.interval.ms", v, sizeof(v)),
                          KS_OK);
         ck_assert_str_eq(v, "30000");
-        ck_assert_int_eq(ks_conf_set(c, "num.stream.threads", "4", err,
-                                     sizeof(err)),
-                         KS_OK);
+        ck_assert_int_eq(
+                ks_conf_set(c, "num.stream.threads", "4", err, sizeof(err)),
+                KS_OK);
         ck_assert_int_eq(ks__conf_int(c, "num.stream.threads"), 4);
         ck_assert(ks__conf_is_set(c, "num.stream.threads"));
         ck_assert(!ks__conf_is_set(c, "state.dir"));
@@ -31,16 +31,16 @@ END_TEST
 START_TEST(bad_values_are_refused_with_a_reason) {
         ks_conf_t *c = ks_conf_new();
         char err[256];
-        ck_assert_int_eq(ks_conf_set(c, "num.stream.threads", "0", err,
-                                     sizeof(err)),
-                         KS_ERR_INVALID_ARG);
+        ck_assert_int_eq(
+                ks_conf_set(c, "num.stream.threads", "0", err, sizeof(err)),
+                KS_ERR_INVALID_ARG);
         ck_assert_str_eq(err, "num.stream.threads: 0 is outside [1, 256]");
-        ck_assert_int_eq(ks_conf_set(c, "commit.interval.ms", "soon", err,
-                                     sizeof(err)),
-                         KS_ERR_INVALID_ARG);
+        ck_assert_int_eq(
+                ks_conf_set(c, "commit.interval.ms", "soon", err, sizeof(err)),
+                KS_ERR_INVALID_ARG);
         ck_assert(strstr(err, "not an integer"));
-        ck_assert_int_eq(ks_conf_set(c, "processing.guarantee",
-                                     "exactly_once", err, sizeof(err)),
+        ck_assert_int_eq(ks_conf_set(c, "processing.guarantee", "exactly_once",
+                                     err, sizeof(err)),
                          KS_ERR_INVALID_ARG);
         ck_assert(strstr(err, "at_least_once|exactly_once_v2"));
         /* A refused value leaves the old one. */
@@ -55,16 +55,16 @@ START_TEST(librdkafka_properties_pass_through_and_are_validated) {
         ck_assert_int_eq(ks_conf_set(c, "bootstrap.servers", "127.0.0.1:9092",
                                      err, sizeof(err)),
                          KS_OK);
-        ck_assert_int_eq(ks_conf_set(c, "consumer.fetch.wait.max.ms", "50",
-                                     err, sizeof(err)),
+        ck_assert_int_eq(ks_conf_set(c, "consumer.fetch.wait.max.ms", "50", err,
+                                     sizeof(err)),
                          KS_OK);
-        ck_assert_int_eq(ks_conf_set(c, "bootstrap.servrs", "x", err,
-                                     sizeof(err)),
-                         KS_ERR_UNKNOWN_CONF);
+        ck_assert_int_eq(
+                ks_conf_set(c, "bootstrap.servrs", "x", err, sizeof(err)),
+                KS_ERR_UNKNOWN_CONF);
         ck_assert(strstr(err, "bootstrap.servrs: unknown property"));
-        ck_assert_int_eq(ks_conf_set(c, "producer.linger.ms", "-5", err,
-                                     sizeof(err)),
-                         KS_ERR_INVALID_ARG);
+        ck_assert_int_eq(
+                ks_conf_set(c, "producer.linger.ms", "-5", err, sizeof(err)),
+                KS_ERR_INVALID_ARG);
         ck_assert_int_eq(ks_conf_get(c, "bootstrap.servers", v, sizeof(v)),
                          KS_OK);
         ck_assert_str_eq(v, "127.0.0.1:9092");
@@ -114,8 +114,9 @@ START_TEST(configuration_md_matches_the_property_table) {
         ks_buf_t want = {0};
         ck_assert_int_eq(ks_conf_properties_markdown(&want), KS_OK);
         FILE *f = fopen(KS_SOURCE_DIR "/CONFIGURATION.md", "rb");
-        ck_assert_msg(f, "CONFIGURATION.md is missing: run "
-                         "build/testkit/kstreams-confdoc > CONFIGURATION.md");
+        ck_assert_msg(f,
+                      "CONFIGURATION.md is missing: run "
+                      "build/testkit/kstreams-confdoc > CONFIGURATION.md");
         char *have = calloc(1, want.len + 2);
         size_t n   = fread(have, 1, want.len + 1, f);
         fclose(f);
@@ -132,7 +133,8 @@ Suite *ks_test_suite(void) {
         TCase *tc = tcase_create("conf");
         tcase_add_test(tc, defaults_and_set_values);
         tcase_add_test(tc, bad_values_are_refused_with_a_reason);
-        tcase_add_test(tc, librdkafka_properties_pass_through_and_are_validated);
+        tcase_add_test(tc,
+                       librdkafka_properties_pass_through_and_are_validated);
         tcase_add_test(tc, side_prefixes_reach_one_client_and_override);
         tcase_add_test(tc, configuration_md_matches_the_property_table);
         suite_add_tcase(s, tc);

@@ -17,10 +17,10 @@ static void teardown(void) {
 START_TEST(int64_is_big_endian_like_java_long_serializer) {
         ks_buf_t b = {0};
         char err[128];
-        int64_t v  = -2;
-        ck_assert_int_eq(ks_serde_serialize(ks_serde_int64(), &v, &b, err,
-                                            sizeof(err)),
-                         KS_OK);
+        int64_t v = -2;
+        ck_assert_int_eq(
+                ks_serde_serialize(ks_serde_int64(), &v, &b, err, sizeof(err)),
+                KS_OK);
         const unsigned char want[8] = {0xff, 0xff, 0xff, 0xff,
                                        0xff, 0xff, 0xff, 0xfe};
         ck_assert_uint_eq(b.len, 8);
@@ -61,8 +61,8 @@ START_TEST(string_and_bytes_roundtrip) {
         const void *obj;
         ks_serde_serialize(ks_serde_string(), "héllo", &b, err, sizeof(err));
         ck_assert_uint_eq(b.len, strlen("héllo"));
-        ks_serde_deserialize(ks_serde_string(), arena, b.data, b.len, &obj,
-                             err, sizeof(err));
+        ks_serde_deserialize(ks_serde_string(), arena, b.data, b.len, &obj, err,
+                             sizeof(err));
         ck_assert_str_eq(obj, "héllo");
         ks_serde_deserialize(ks_serde_bytes(), arena, "\0\1\2", 3, &obj, err,
                              sizeof(err));
@@ -90,10 +90,10 @@ START_TEST(json_serde_parses_any_value_and_frees_with_the_arena) {
         const void *obj;
         char err[128];
         const char *doc = "{\"a\":[1,2,{\"b\":null}],\"c\":\"x\"}";
-        ck_assert_int_eq(ks_serde_deserialize(ks_serde_json(), arena, doc,
-                                              strlen(doc), &obj, err,
-                                              sizeof(err)),
-                         KS_OK);
+        ck_assert_int_eq(
+                ks_serde_deserialize(ks_serde_json(), arena, doc, strlen(doc),
+                                     &obj, err, sizeof(err)),
+                KS_OK);
         ck_assert_str_eq(json_string_value(json_object_get(obj, "c")), "x");
         ks_buf_t b = {0};
         ks_serde_serialize(ks_serde_json(), obj, &b, err, sizeof(err));
@@ -112,13 +112,20 @@ static void count_free(void *p) {
         (void)p;
         freed++;
 }
-static ks_err_t upper_ser(const void *obj, ks_buf_t *out, void *opaque,
-                          char *errstr, size_t errstr_size) {
+static ks_err_t upper_ser(const void *obj,
+                          ks_buf_t *out,
+                          void *opaque,
+                          char *errstr,
+                          size_t errstr_size) {
         (void)opaque, (void)errstr, (void)errstr_size;
         return ks_buf_append(out, obj, strlen(obj));
 }
-static ks_err_t upper_de(ks_arena_t *a, const void *data, size_t len,
-                         const void **obj_out, void *opaque, char *errstr,
+static ks_err_t upper_de(ks_arena_t *a,
+                         const void *data,
+                         size_t len,
+                         const void **obj_out,
+                         void *opaque,
+                         char *errstr,
                          size_t errstr_size) {
         (void)opaque, (void)errstr, (void)errstr_size;
         char *s = ks_arena_strndup(a, data, len);
@@ -130,9 +137,9 @@ static ks_err_t upper_de(ks_arena_t *a, const void *data, size_t len,
 }
 
 START_TEST(user_serdes_are_reference_counted) {
-        freed         = 0;
-        ks_serde_t *s = ks_serde_new("upper", upper_ser, upper_de, &freed,
-                                     count_free);
+        freed = 0;
+        ks_serde_t *s =
+                ks_serde_new("upper", upper_ser, upper_de, &freed, count_free);
         ck_assert_str_eq(ks_serde_name(s), "upper");
         const void *obj;
         char err[64];
@@ -157,8 +164,10 @@ Suite *ks_test_suite(void) {
         tcase_add_test(tc, int64_is_big_endian_like_java_long_serializer);
         tcase_add_test(tc, double_is_ieee754_big_endian);
         tcase_add_test(tc, string_and_bytes_roundtrip);
-        tcase_add_test(tc, null_bytes_are_null_objects_without_calling_the_serde);
-        tcase_add_test(tc, json_serde_parses_any_value_and_frees_with_the_arena);
+        tcase_add_test(tc,
+                       null_bytes_are_null_objects_without_calling_the_serde);
+        tcase_add_test(tc,
+                       json_serde_parses_any_value_and_frees_with_the_arena);
         tcase_add_test(tc, user_serdes_are_reference_counted);
         suite_add_tcase(s, tc);
         return s;

@@ -72,7 +72,8 @@ Suite *ks_test_suite(void) {
         Suite *s  = suite_create("streams");
         TCase *tc = tcase_create("streams");
         tcase_add_test(tc, required_settings_are_named);
-        tcase_add_test(tc, an_unreachable_cluster_fails_start_within_the_timeout);
+        tcase_add_test(tc,
+                       an_unreachable_cluster_fails_start_within_the_timeout);
         tcase_add_test(tc, state_names);
         suite_add_tcase(s, tc);
         return s;

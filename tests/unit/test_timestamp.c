@@ -46,7 +46,8 @@ END_TEST
 
 START_TEST(iso8601_format_roundtrips) {
         char out[32];
-        int64_t samples[] = {0, 1765535400123, 1709164800000, -1, 253402300799999};
+        int64_t samples[] = {0, 1765535400123, 1709164800000, -1,
+                             253402300799999};
         for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
                 ks_format_iso8601(samples[i], out, sizeof(out));
                 ck_assert_int_eq(parse(out), samples[i]);
@@ -72,10 +73,10 @@ START_TEST(partitioner_matches_java_murmur2) {
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 int32_t want = cases[i].java_hash & 0x7fffffff;
-                ck_assert_int_eq(ks_partition_for_key(cases[i].key,
-                                                      strlen(cases[i].key),
-                                                      INT32_MAX),
-                                 want);
+                ck_assert_int_eq(
+                        ks_partition_for_key(cases[i].key, strlen(cases[i].key),
+                                             INT32_MAX),
+                        want);
                 ck_assert_int_eq(ks_partition_for_key(cases[i].key,
                                                       strlen(cases[i].key), 6),
                                  want % 6);

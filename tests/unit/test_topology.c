@@ -16,7 +16,7 @@ static const void *same(ks_arena_t *a, const void *k, const void *v, void *o) {
 }
 
 static void expect_build_error(ks_builder_t *b, const char *want) {
-        char err[512] = "";
+        char err[512]    = "";
         ks_topology_t *t = ks_builder_build(b, err, sizeof(err));
         ck_assert_ptr_null(t);
         ck_assert_msg(strstr(err, want), "got \"%s\", wanted \"%s\"", err,
@@ -47,15 +47,16 @@ START_TEST(the_first_error_wins_and_chaining_goes_on) {
 END_TEST
 
 START_TEST(processor_api_checks_parents_and_topics) {
-        ks_builder_t *b = ks_builder_new();
+        ks_builder_t *b            = ks_builder_new();
         const char *const topics[] = {"in"};
         ks_builder_add_source(b, "src", topics, 1, ks_serde_string(),
                               ks_serde_string());
-        ks_processor_def_t def     = {.process = NULL};
+        ks_processor_def_t def      = {.process = NULL};
         const char *const parents[] = {"src"};
         ks_builder_add_processor(b, "p", &def, parents, 1);
-        expect_build_error(b, "add_processor(p): a process callback is "
-                              "required");
+        expect_build_error(b,
+                           "add_processor(p): a process callback is "
+                           "required");
 
         b = ks_builder_new();
         ks_builder_add_source(b, "src", topics, 1, ks_serde_string(),
@@ -93,16 +94,17 @@ START_TEST(derived_names_follow_kafka_streams) {
         ks_builder_destroy(b);
         ks_buf_t d = {0};
         ks_topology_describe(t, &d);
-        ck_assert_str_eq(d.data,
-                         "Topologies:\n"
-                         "   Sub-topology: 0\n"
-                         "    Source: KSTREAM-SOURCE-0000000000 (topics: [in])\n"
-                         "      --> KSTREAM-FILTER-0000000001\n"
-                         "    Processor: KSTREAM-FILTER-0000000001 (stores: [])\n"
-                         "      --> KSTREAM-SINK-0000000002\n"
-                         "      <-- KSTREAM-SOURCE-0000000000\n"
-                         "    Sink: KSTREAM-SINK-0000000002 (topic: out)\n"
-                         "      <-- KSTREAM-FILTER-0000000001\n\n");
+        ck_assert_str_eq(
+                d.data,
+                "Topologies:\n"
+                "   Sub-topology: 0\n"
+                "    Source: KSTREAM-SOURCE-0000000000 (topics: [in])\n"
+                "      --> KSTREAM-FILTER-0000000001\n"
+                "    Processor: KSTREAM-FILTER-0000000001 (stores: [])\n"
+                "      --> KSTREAM-SINK-0000000002\n"
+                "      <-- KSTREAM-SOURCE-0000000000\n"
+                "    Sink: KSTREAM-SINK-0000000002 (topic: out)\n"
+                "      <-- KSTREAM-FILTER-0000000001\n\n");
         ks_buf_free(&d);
         ks_topology_destroy(t);
 }

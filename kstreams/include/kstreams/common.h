@@ -33,21 +33,21 @@ extern "C" {
 /** Simple error codes. ks_err2str() names them. */
 typedef enum ks_err_e {
         KS_OK = 0,
-        KS_ERR_INVALID_ARG,    /**< a bad argument or configuration value */
-        KS_ERR_UNKNOWN_CONF,   /**< no such configuration property */
-        KS_ERR_NOMEM,          /**< an allocation failed */
-        KS_ERR_NOT_FOUND,      /**< no such topic, node, store or key */
-        KS_ERR_STATE,          /**< the call is not valid in this state */
-        KS_ERR_SERDE,          /**< a value could not be (de)serialized */
-        KS_ERR_JSON,           /**< malformed JSON */
-        KS_ERR_TIMESTAMP,      /**< no valid timestamp could be extracted */
-        KS_ERR_PROCESSING,     /**< a processor reported an error */
-        KS_ERR_TOPOLOGY,       /**< the topology is invalid */
-        KS_ERR_IO,             /**< a file or socket operation failed */
-        KS_ERR_KAFKA,          /**< librdkafka reported an error */
-        KS_ERR_STORE,          /**< a state store reported an error */
-        KS_ERR_DATABASE,       /**< PostgreSQL reported an error */
-        KS_ERR_TIMED_OUT,      /**< the operation timed out */
+        KS_ERR_INVALID_ARG,  /**< a bad argument or configuration value */
+        KS_ERR_UNKNOWN_CONF, /**< no such configuration property */
+        KS_ERR_NOMEM,        /**< an allocation failed */
+        KS_ERR_NOT_FOUND,    /**< no such topic, node, store or key */
+        KS_ERR_STATE,        /**< the call is not valid in this state */
+        KS_ERR_SERDE,        /**< a value could not be (de)serialized */
+        KS_ERR_JSON,         /**< malformed JSON */
+        KS_ERR_TIMESTAMP,    /**< no valid timestamp could be extracted */
+        KS_ERR_PROCESSING,   /**< a processor reported an error */
+        KS_ERR_TOPOLOGY,     /**< the topology is invalid */
+        KS_ERR_IO,           /**< a file or socket operation failed */
+        KS_ERR_KAFKA,        /**< librdkafka reported an error */
+        KS_ERR_STORE,        /**< a state store reported an error */
+        KS_ERR_DATABASE,     /**< PostgreSQL reported an error */
+        KS_ERR_TIMED_OUT,    /**< the operation timed out */
         KS_ERR__END
 } ks_err_t;
 
@@ -116,7 +116,8 @@ KS_EXPORT double *ks_arena_double(ks_arena_t *arena, double v);
  * allocated elsewhere (a jansson json_t, say). If this fails (KS_ERR_NOMEM)
  * @p fn is called at once.
  */
-KS_EXPORT ks_err_t ks_arena_defer(ks_arena_t *arena, void (*fn)(void *),
+KS_EXPORT ks_err_t ks_arena_defer(ks_arena_t *arena,
+                                  void (*fn)(void *),
                                   void *ptr);
 /** Bytes currently allocated from the arena (for tests and metrics). */
 KS_EXPORT size_t ks_arena_used(const ks_arena_t *arena);

@@ -32,8 +32,10 @@ KS_EXPORT void ks_conf_destroy(ks_conf_t *conf);
  *          KS_ERR_UNKNOWN_CONF for an unknown name, with @p errstr saying
  *          why ("num.stream.threads: 0 is below the minimum 1").
  */
-KS_EXPORT ks_err_t ks_conf_set(ks_conf_t *conf, const char *name,
-                               const char *value, char *errstr,
+KS_EXPORT ks_err_t ks_conf_set(ks_conf_t *conf,
+                               const char *name,
+                               const char *value,
+                               char *errstr,
                                size_t errstr_size);
 
 /**
@@ -41,8 +43,10 @@ KS_EXPORT ks_err_t ks_conf_set(ks_conf_t *conf, const char *name,
  * @returns KS_OK, KS_ERR_NOT_FOUND for an unset librdkafka property or an
  *          unknown name, or KS_ERR_INVALID_ARG if @p dest is too small.
  */
-KS_EXPORT ks_err_t ks_conf_get(const ks_conf_t *conf, const char *name,
-                               char *dest, size_t dest_size);
+KS_EXPORT ks_err_t ks_conf_get(const ks_conf_t *conf,
+                               const char *name,
+                               char *dest,
+                               size_t dest_size);
 
 /** Appends the property table, as Markdown, to @p out (this is how
  *  CONFIGURATION.md is generated). */

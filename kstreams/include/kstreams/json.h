@@ -86,7 +86,8 @@ KS_EXPORT void ks_json_parser_destroy(ks_json_parser_t *parser);
  *          @p errstr set on an empty path or an empty member name ("a..b").
  */
 KS_EXPORT ks_json_fields_t *ks_json_fields_new(const char *const *paths,
-                                               size_t n, char *errstr,
+                                               size_t n,
+                                               char *errstr,
                                                size_t errstr_size);
 KS_EXPORT void ks_json_fields_destroy(ks_json_fields_t *fields);
 KS_EXPORT size_t ks_json_fields_count(const ks_json_fields_t *fields);
@@ -108,8 +109,10 @@ KS_EXPORT size_t ks_json_fields_count(const ks_json_fields_t *fields);
  */
 KS_EXPORT ks_err_t ks_json_extract(ks_json_parser_t *parser,
                                    const ks_json_fields_t *fields,
-                                   const void *data, size_t len,
-                                   ks_json_value_t *out, char *errstr,
+                                   const void *data,
+                                   size_t len,
+                                   ks_json_value_t *out,
+                                   char *errstr,
                                    size_t errstr_size);
 
 #ifdef __cplusplus

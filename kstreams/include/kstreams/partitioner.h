@@ -19,7 +19,8 @@ extern "C" {
  *          A NULL key gets a random partition, as murmur2_random does.
  *          -1 if @p partition_count < 1.
  */
-KS_EXPORT int32_t ks_partition_for_key(const void *key, size_t len,
+KS_EXPORT int32_t ks_partition_for_key(const void *key,
+                                       size_t len,
                                        int32_t partition_count);
 
 #ifdef __cplusplus

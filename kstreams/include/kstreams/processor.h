@@ -36,8 +36,11 @@ typedef struct ks_processor_def_s {
         ks_err_t (*init)(ks_ctx_t *ctx, void **state, void *opaque);
         /** Called for each record. A non-OK return goes to the processing
          *  error handler (default.processing.exception.handler). */
-        ks_err_t (*process)(ks_ctx_t *ctx, const void *key, const void *value,
-                            void *state, void *opaque);
+        ks_err_t (*process)(ks_ctx_t *ctx,
+                            const void *key,
+                            const void *value,
+                            void *state,
+                            void *opaque);
         /** Called once when the task closes. May be NULL. */
         void (*close)(ks_ctx_t *ctx, void *state, void *opaque);
         /** Shared by every task's instance. */
@@ -48,15 +51,20 @@ typedef struct ks_processor_def_s {
 
 /** Forwards to every child. Copies nothing: @p key and @p value must live
  *  in the record's arena or longer. Returns the first child error. */
-KS_EXPORT ks_err_t ks_ctx_forward(ks_ctx_t *ctx, const void *key,
+KS_EXPORT ks_err_t ks_ctx_forward(ks_ctx_t *ctx,
+                                  const void *key,
                                   const void *value);
 /** Forwards to the child named @p child only. KS_ERR_NOT_FOUND if there is
  *  no such child. */
-KS_EXPORT ks_err_t ks_ctx_forward_to(ks_ctx_t *ctx, const char *child,
-                                     const void *key, const void *value);
+KS_EXPORT ks_err_t ks_ctx_forward_to(ks_ctx_t *ctx,
+                                     const char *child,
+                                     const void *key,
+                                     const void *value);
 /** Forwards with another timestamp (to all children if @p child is NULL). */
-KS_EXPORT ks_err_t ks_ctx_forward_ts(ks_ctx_t *ctx, const char *child,
-                                     const void *key, const void *value,
+KS_EXPORT ks_err_t ks_ctx_forward_ts(ks_ctx_t *ctx,
+                                     const char *child,
+                                     const void *key,
+                                     const void *value,
                                      int64_t timestamp);
 
 /**
@@ -91,17 +99,20 @@ KS_EXPORT const ks_header_t *ks_ctx_header_last(const ks_ctx_t *ctx,
                                                 const char *name);
 /** Adds a header to the current record, seen by downstream nodes and
  *  written by sinks. Copies @p name and @p value into the arena. */
-KS_EXPORT ks_err_t ks_ctx_header_add(ks_ctx_t *ctx, const char *name,
-                                     const void *value, size_t len);
+KS_EXPORT ks_err_t ks_ctx_header_add(ks_ctx_t *ctx,
+                                     const char *name,
+                                     const void *value,
+                                     size_t len);
 
 typedef enum ks_punctuation_type_e {
         KS_PUNCTUATE_STREAM_TIME, /**< fires as stream time advances */
-        KS_PUNCTUATE_WALL_CLOCK   /**< fires as system (or driver) time passes */
+        KS_PUNCTUATE_WALL_CLOCK /**< fires as system (or driver) time passes */
 } ks_punctuation_type_t;
 
 /** A punctuator. @p timestamp is the stream time or wall-clock time that
  *  made it fire. Forwarded records get @p timestamp. */
-typedef ks_err_t(ks_punctuate_fn)(ks_ctx_t *ctx, int64_t timestamp,
+typedef ks_err_t(ks_punctuate_fn)(ks_ctx_t *ctx,
+                                  int64_t timestamp,
                                   void *opaque);
 
 typedef struct ks_punctuator_s ks_punctuator_t;
@@ -114,9 +125,11 @@ typedef struct ks_punctuator_s ks_punctuator_t;
  * @returns a handle owned by the task (valid until the task closes) for
  *          ks_punctuator_cancel(), or NULL with KS_ERR_INVALID_ARG.
  */
-KS_EXPORT ks_punctuator_t *ks_ctx_schedule(ks_ctx_t *ctx, int64_t interval_ms,
+KS_EXPORT ks_punctuator_t *ks_ctx_schedule(ks_ctx_t *ctx,
+                                           int64_t interval_ms,
                                            ks_punctuation_type_t type,
-                                           ks_punctuate_fn *fn, void *opaque);
+                                           ks_punctuate_fn *fn,
+                                           void *opaque);
 KS_EXPORT void ks_punctuator_cancel(ks_punctuator_t *p);
 
 #ifdef __cplusplus

@@ -34,8 +34,10 @@ typedef struct ks_serde_s ks_serde_t;
  * Appends the bytes of @p obj (never NULL) to @p out.
  * @returns KS_OK, or an error code with @p errstr saying why.
  */
-typedef ks_err_t(ks_serialize_fn)(const void *obj, ks_buf_t *out,
-                                  void *opaque, char *errstr,
+typedef ks_err_t(ks_serialize_fn)(const void *obj,
+                                  ks_buf_t *out,
+                                  void *opaque,
+                                  char *errstr,
                                   size_t errstr_size);
 
 /**
@@ -44,9 +46,12 @@ typedef ks_err_t(ks_serialize_fn)(const void *obj, ks_buf_t *out,
  * bytes outlive the object.
  * @returns KS_OK, or KS_ERR_SERDE / KS_ERR_JSON with @p errstr saying why.
  */
-typedef ks_err_t(ks_deserialize_fn)(ks_arena_t *arena, const void *data,
-                                    size_t len, const void **obj_out,
-                                    void *opaque, char *errstr,
+typedef ks_err_t(ks_deserialize_fn)(ks_arena_t *arena,
+                                    const void *data,
+                                    size_t len,
+                                    const void **obj_out,
+                                    void *opaque,
+                                    char *errstr,
                                     size_t errstr_size);
 
 /**
@@ -55,8 +60,10 @@ typedef ks_err_t(ks_deserialize_fn)(ks_arena_t *arena, const void *data,
  * the last reference goes. If this fails (NULL), @p opaque_free is not
  * called. @p name is copied and shows in errors and descriptions.
  */
-KS_EXPORT ks_serde_t *ks_serde_new(const char *name, ks_serialize_fn *ser,
-                                   ks_deserialize_fn *de, void *opaque,
+KS_EXPORT ks_serde_t *ks_serde_new(const char *name,
+                                   ks_serialize_fn *ser,
+                                   ks_deserialize_fn *de,
+                                   void *opaque,
                                    void (*opaque_free)(void *));
 
 /** Adds a reference and returns @p serde: builder calls take ownership of
@@ -70,13 +77,18 @@ KS_EXPORT const char *ks_serde_name(const ks_serde_t *serde);
 /** Serializes @p obj; a NULL @p obj appends nothing and returns KS_OK (the
  *  caller tracks null-ness). */
 KS_EXPORT ks_err_t ks_serde_serialize(const ks_serde_t *serde,
-                                      const void *obj, ks_buf_t *out,
-                                      char *errstr, size_t errstr_size);
+                                      const void *obj,
+                                      ks_buf_t *out,
+                                      char *errstr,
+                                      size_t errstr_size);
 /** Deserializes; NULL @p data gives a NULL object. */
 KS_EXPORT ks_err_t ks_serde_deserialize(const ks_serde_t *serde,
-                                        ks_arena_t *arena, const void *data,
-                                        size_t len, const void **obj_out,
-                                        char *errstr, size_t errstr_size);
+                                        ks_arena_t *arena,
+                                        const void *data,
+                                        size_t len,
+                                        const void **obj_out,
+                                        char *errstr,
+                                        size_t errstr_size);
 
 KS_EXPORT ks_serde_t *ks_serde_bytes(void);
 KS_EXPORT ks_serde_t *ks_serde_string(void);

@@ -36,12 +36,15 @@ typedef enum ks_state_e {
 /** @returns "CREATED", "RUNNING", ... */
 KS_EXPORT const char *ks_state_name(ks_state_t state);
 
-typedef void(ks_state_listener_fn)(ks_streams_t *streams, ks_state_t new_state,
-                                   ks_state_t old_state, void *opaque);
+typedef void(ks_state_listener_fn)(ks_streams_t *streams,
+                                   ks_state_t new_state,
+                                   ks_state_t old_state,
+                                   void *opaque);
 /** Called once when a stream thread fails for good (a "fail" handler, a
  *  fatal Kafka error); the instance then shuts down into ERROR. */
 typedef void(ks_error_handler_fn)(ks_streams_t *streams,
-                                  const ks_error_t *error, void *opaque);
+                                  const ks_error_t *error,
+                                  void *opaque);
 
 /**
  * Returns a new instance; free with ks_streams_destroy(). Borrows
@@ -49,7 +52,8 @@ typedef void(ks_error_handler_fn)(ks_streams_t *streams,
  * required. NULL with @p errstr set on invalid configuration.
  */
 KS_EXPORT ks_streams_t *ks_streams_new(const ks_topology_t *topology,
-                                       const ks_conf_t *conf, char *errstr,
+                                       const ks_conf_t *conf,
+                                       char *errstr,
                                        size_t errstr_size);
 /** Set before ks_streams_start(). */
 KS_EXPORT void ks_streams_set_state_listener(ks_streams_t *s,

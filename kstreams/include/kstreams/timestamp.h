@@ -22,8 +22,7 @@ extern "C" {
  * @returns KS_OK and the epoch milliseconds in @p ms_out, or
  *          KS_ERR_TIMESTAMP.
  */
-KS_EXPORT ks_err_t ks_parse_iso8601(const char *s, size_t len,
-                                    int64_t *ms_out);
+KS_EXPORT ks_err_t ks_parse_iso8601(const char *s, size_t len, int64_t *ms_out);
 
 /** Formats @p ms as "YYYY-MM-DDTHH:MM:SS.mmmZ" into @p out (>= 25 bytes). */
 KS_EXPORT void ks_format_iso8601(int64_t ms, char *out, size_t out_size);
@@ -47,16 +46,18 @@ typedef struct ks_consumed_s {
  * valid timestamp" (the record then goes to the deserialization handler).
  */
 typedef int64_t(ks_timestamp_extract_fn)(const ks_consumed_t *rec,
-                                         const void *key, const void *value,
+                                         const void *key,
+                                         const void *value,
                                          int64_t partition_time,
                                          void *opaque);
 
 /** Returns a new extractor; free with ks_timestamp_extractor_destroy().
  *  Takes ownership of @p opaque: @p opaque_free (may be NULL) frees it when
  *  the extractor is destroyed. */
-KS_EXPORT ks_timestamp_extractor_t *
-ks_timestamp_extractor_new(ks_timestamp_extract_fn *fn, void *opaque,
-                           void (*opaque_free)(void *));
+KS_EXPORT ks_timestamp_extractor_t *ks_timestamp_extractor_new(
+        ks_timestamp_extract_fn *fn,
+        void *opaque,
+        void (*opaque_free)(void *));
 
 /** The Kafka record timestamp (the default). Returns a new object. */
 KS_EXPORT ks_timestamp_extractor_t *ks_timestamp_extractor_record(void);
@@ -67,9 +68,10 @@ KS_EXPORT ks_timestamp_extractor_t *ks_timestamp_extractor_record(void);
  * raw bytes with the fast JSON parser, so it works whatever the value serde.
  * Returns a new object, or NULL with @p errstr set for a bad path.
  */
-KS_EXPORT ks_timestamp_extractor_t *
-ks_timestamp_extractor_json_field(const char *field, char *errstr,
-                                  size_t errstr_size);
+KS_EXPORT ks_timestamp_extractor_t *ks_timestamp_extractor_json_field(
+        const char *field,
+        char *errstr,
+        size_t errstr_size);
 
 KS_EXPORT void ks_timestamp_extractor_destroy(ks_timestamp_extractor_t *ex);
 

@@ -7,7 +7,8 @@
  *   first one wins, as cairo does) and ks_builder_build() reports it, naming
  *   the step. So DSL calls chain without checks in between.
  * - Streams, branches and the like belong to the builder: never free them.
- * - A NULL name derives one as Kafka Streams does ("KSTREAM-FILTER-0000000001").
+ * - A NULL name derives one as Kafka Streams does
+ * ("KSTREAM-FILTER-0000000001").
  * - Builder calls that take serdes take ownership of one reference each
  *   (built-in serdes are static). A NULL serde means "the stream's current
  *   one", known until an operation changes the key or value type.
@@ -39,21 +40,27 @@ typedef struct ks_kv_s {
         const void *value;
 } ks_kv_t;
 
-typedef bool(ks_predicate_fn)(const void *key, const void *value,
-                              void *opaque);
-typedef ks_kv_t(ks_kv_mapper_fn)(ks_arena_t *arena, const void *key,
-                                 const void *value, void *opaque);
+typedef bool(ks_predicate_fn)(const void *key, const void *value, void *opaque);
+typedef ks_kv_t(ks_kv_mapper_fn)(ks_arena_t *arena,
+                                 const void *key,
+                                 const void *value,
+                                 void *opaque);
 /** Returns the new value (map_values) or the new key (select_key). */
-typedef const void *(ks_mapper_fn)(ks_arena_t *arena, const void *key,
-                                   const void *value, void *opaque);
+typedef const void *(ks_mapper_fn)(ks_arena_t *arena,
+                                   const void *key,
+                                   const void *value,
+                                   void *opaque);
 /** Calls ks_emit() zero or more times. */
-typedef void(ks_flat_mapper_fn)(ks_emitter_t *emit, const void *key,
-                                const void *value, void *opaque);
+typedef void(ks_flat_mapper_fn)(ks_emitter_t *emit,
+                                const void *key,
+                                const void *value,
+                                void *opaque);
 typedef void(ks_action_fn)(const void *key, const void *value, void *opaque);
 /** Returns the topic for a record (borrowed or from @p arena). */
 typedef const char *(ks_topic_extractor_fn)(ks_arena_t *arena,
                                             const void *key,
-                                            const void *value, void *opaque);
+                                            const void *value,
+                                            void *opaque);
 
 /** Returns a new builder; free with ks_builder_destroy(). */
 KS_EXPORT ks_builder_t *ks_builder_new(void);
@@ -65,13 +72,16 @@ KS_EXPORT void ks_builder_destroy(ks_builder_t *b);
  * may be destroyed afterwards, and accepts no further calls.
  * @returns NULL with @p errstr naming the first invalid step.
  */
-KS_EXPORT ks_topology_t *ks_builder_build(ks_builder_t *b, char *errstr,
+KS_EXPORT ks_topology_t *ks_builder_build(ks_builder_t *b,
+                                          char *errstr,
                                           size_t errstr_size);
 
-/* ---- sources -------------------------------------------------------------- */
+/* ---- sources --------------------------------------------------------------
+ */
 
 /** A stream from one topic. */
-KS_EXPORT ks_stream_t *ks_builder_stream(ks_builder_t *b, const char *topic,
+KS_EXPORT ks_stream_t *ks_builder_stream(ks_builder_t *b,
+                                         const char *topic,
                                          ks_serde_t *key_serde,
                                          ks_serde_t *value_serde);
 /** A stream from several topics (copied); @p name may be NULL. */
@@ -93,24 +103,35 @@ KS_EXPORT ks_stream_t *ks_builder_stream_pattern(ks_builder_t *b,
 KS_EXPORT ks_stream_t *ks_stream_with_timestamps(ks_stream_t *s,
                                                  ks_timestamp_extractor_t *ex);
 
-/* ---- stateless operations -------------------------------------------------- */
+/* ---- stateless operations --------------------------------------------------
+ */
 
-KS_EXPORT ks_stream_t *ks_stream_filter(ks_stream_t *s, const char *name,
-                                        ks_predicate_fn *pred, void *opaque);
-KS_EXPORT ks_stream_t *ks_stream_filter_not(ks_stream_t *s, const char *name,
+KS_EXPORT ks_stream_t *ks_stream_filter(ks_stream_t *s,
+                                        const char *name,
+                                        ks_predicate_fn *pred,
+                                        void *opaque);
+KS_EXPORT ks_stream_t *ks_stream_filter_not(ks_stream_t *s,
+                                            const char *name,
                                             ks_predicate_fn *pred,
                                             void *opaque);
 /** New key and value: the stream's serdes become unknown. */
-KS_EXPORT ks_stream_t *ks_stream_map(ks_stream_t *s, const char *name,
-                                     ks_kv_mapper_fn *fn, void *opaque);
+KS_EXPORT ks_stream_t *ks_stream_map(ks_stream_t *s,
+                                     const char *name,
+                                     ks_kv_mapper_fn *fn,
+                                     void *opaque);
 /** New value; the key stays. The value serde becomes unknown. */
-KS_EXPORT ks_stream_t *ks_stream_map_values(ks_stream_t *s, const char *name,
-                                            ks_mapper_fn *fn, void *opaque);
+KS_EXPORT ks_stream_t *ks_stream_map_values(ks_stream_t *s,
+                                            const char *name,
+                                            ks_mapper_fn *fn,
+                                            void *opaque);
 /** New key; the value stays. The key serde becomes unknown. */
-KS_EXPORT ks_stream_t *ks_stream_select_key(ks_stream_t *s, const char *name,
-                                            ks_mapper_fn *fn, void *opaque);
+KS_EXPORT ks_stream_t *ks_stream_select_key(ks_stream_t *s,
+                                            const char *name,
+                                            ks_mapper_fn *fn,
+                                            void *opaque);
 /** Zero or more records per input, each with its own key and value. */
-KS_EXPORT ks_stream_t *ks_stream_flat_map(ks_stream_t *s, const char *name,
+KS_EXPORT ks_stream_t *ks_stream_flat_map(ks_stream_t *s,
+                                          const char *name,
                                           ks_flat_mapper_fn *fn,
                                           void *opaque);
 /** Zero or more values per input, keeping the key: the mapper must emit
@@ -120,45 +141,56 @@ KS_EXPORT ks_stream_t *ks_stream_flat_map_values(ks_stream_t *s,
                                                  ks_flat_mapper_fn *fn,
                                                  void *opaque);
 /** Emits one result from a flat-mapper (ks_emit_value keeps the key). */
-KS_EXPORT void ks_emit(ks_emitter_t *emit, const void *key,
-                       const void *value);
+KS_EXPORT void ks_emit(ks_emitter_t *emit, const void *key, const void *value);
 KS_EXPORT void ks_emit_value(ks_emitter_t *emit, const void *value);
 /** The arena to build emitted keys and values in. */
 KS_EXPORT ks_arena_t *ks_emitter_arena(ks_emitter_t *emit);
 
 /** Calls @p fn for each record and passes it on unchanged. */
-KS_EXPORT ks_stream_t *ks_stream_peek(ks_stream_t *s, const char *name,
-                                      ks_action_fn *fn, void *opaque);
+KS_EXPORT ks_stream_t *ks_stream_peek(ks_stream_t *s,
+                                      const char *name,
+                                      ks_action_fn *fn,
+                                      void *opaque);
 /** Calls @p fn for each record: a terminal operation. */
-KS_EXPORT void ks_stream_foreach(ks_stream_t *s, const char *name,
-                                 ks_action_fn *fn, void *opaque);
+KS_EXPORT void ks_stream_foreach(ks_stream_t *s,
+                                 const char *name,
+                                 ks_action_fn *fn,
+                                 void *opaque);
 
 /** Starts a split: records go to the first branch whose predicate holds.
  *  @p name prefixes the branch names. */
 KS_EXPORT ks_branched_t *ks_stream_split(ks_stream_t *s, const char *name);
 /** Adds a branch named <split name><name>; returns its stream. */
-KS_EXPORT ks_stream_t *ks_branch(ks_branched_t *br, const char *name,
-                                 ks_predicate_fn *pred, void *opaque);
+KS_EXPORT ks_stream_t *ks_branch(ks_branched_t *br,
+                                 const char *name,
+                                 ks_predicate_fn *pred,
+                                 void *opaque);
 /** The records no branch took (without it they are dropped). */
 KS_EXPORT ks_stream_t *ks_branch_default(ks_branched_t *br, const char *name);
 
 /** The records of both streams, as they come. */
-KS_EXPORT ks_stream_t *ks_stream_merge(ks_stream_t *a, ks_stream_t *b,
+KS_EXPORT ks_stream_t *ks_stream_merge(ks_stream_t *a,
+                                       ks_stream_t *b,
                                        const char *name);
 
 /** Hooks a Processor API processor into the DSL; its forwarded records
  *  continue the returned stream (serdes unknown). */
-KS_EXPORT ks_stream_t *ks_stream_process(ks_stream_t *s, const char *name,
+KS_EXPORT ks_stream_t *ks_stream_process(ks_stream_t *s,
+                                         const char *name,
                                          const ks_processor_def_t *def);
 
 /* ---- sinks and repartitioning ------------------------------------------- */
 
 /** Writes the stream to @p topic. */
-KS_EXPORT void ks_stream_to(ks_stream_t *s, const char *topic,
-                            ks_serde_t *key_serde, ks_serde_t *value_serde);
+KS_EXPORT void ks_stream_to(ks_stream_t *s,
+                            const char *topic,
+                            ks_serde_t *key_serde,
+                            ks_serde_t *value_serde);
 /** Writes each record to the topic @p fn names. */
-KS_EXPORT void ks_stream_to_dynamic(ks_stream_t *s, const char *name,
-                                    ks_topic_extractor_fn *fn, void *opaque,
+KS_EXPORT void ks_stream_to_dynamic(ks_stream_t *s,
+                                    const char *name,
+                                    ks_topic_extractor_fn *fn,
+                                    void *opaque,
                                     ks_serde_t *key_serde,
                                     ks_serde_t *value_serde);
 /**
@@ -167,31 +199,39 @@ KS_EXPORT void ks_stream_to_dynamic(ks_stream_t *s, const char *name,
  * back: a new sub-topology starts here. @p partitions 0 means "as many as
  * the upstream sub-topology's input".
  */
-KS_EXPORT ks_stream_t *ks_stream_repartition(ks_stream_t *s, const char *name,
+KS_EXPORT ks_stream_t *ks_stream_repartition(ks_stream_t *s,
+                                             const char *name,
                                              ks_serde_t *key_serde,
                                              ks_serde_t *value_serde,
                                              int32_t partitions);
 
-/* ---- the Processor API ---------------------------------------------------- */
+/* ---- the Processor API ----------------------------------------------------
+ */
 
 /** Adds a source node reading @p topic_cnt topics. */
-KS_EXPORT void ks_builder_add_source(ks_builder_t *b, const char *name,
+KS_EXPORT void ks_builder_add_source(ks_builder_t *b,
+                                     const char *name,
                                      const char *const *topics,
-                                     size_t topic_cnt, ks_serde_t *key_serde,
+                                     size_t topic_cnt,
+                                     ks_serde_t *key_serde,
                                      ks_serde_t *value_serde);
 /** Adds a processor below the named parents (which must exist). */
-KS_EXPORT void ks_builder_add_processor(ks_builder_t *b, const char *name,
+KS_EXPORT void ks_builder_add_processor(ks_builder_t *b,
+                                        const char *name,
                                         const ks_processor_def_t *def,
                                         const char *const *parents,
                                         size_t parent_cnt);
 /** Adds a sink writing to @p topic below the named parents. */
-KS_EXPORT void ks_builder_add_sink(ks_builder_t *b, const char *name,
-                                   const char *topic, ks_serde_t *key_serde,
+KS_EXPORT void ks_builder_add_sink(ks_builder_t *b,
+                                   const char *name,
+                                   const char *topic,
+                                   ks_serde_t *key_serde,
                                    ks_serde_t *value_serde,
                                    const char *const *parents,
                                    size_t parent_cnt);
 
-/* ---- the built topology ---------------------------------------------------- */
+/* ---- the built topology ----------------------------------------------------
+ */
 
 KS_EXPORT void ks_topology_destroy(ks_topology_t *t);
 

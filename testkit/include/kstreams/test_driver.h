@@ -75,9 +75,12 @@ KS_EXPORT void ks_test_driver_set_default_partitions(ks_test_driver_t *drv,
  *          with ks_error_destroy()); the driver can be used again after.
  */
 KS_EXPORT ks_error_t *ks_test_driver_pipe(ks_test_driver_t *drv,
-                                          const char *topic, int32_t partition,
-                                          const void *key, size_t key_len,
-                                          const void *value, size_t value_len,
+                                          const char *topic,
+                                          int32_t partition,
+                                          const void *key,
+                                          size_t key_len,
+                                          const void *value,
+                                          size_t value_len,
                                           int64_t timestamp,
                                           const ks_header_t *headers,
                                           size_t header_cnt);
@@ -97,7 +100,8 @@ KS_EXPORT int64_t ks_test_driver_wall_clock(const ks_test_driver_t *drv);
  * Reads the next unread record of @p topic, in the order they were
  * written (across partitions). @returns false when none is left.
  */
-KS_EXPORT bool ks_test_driver_read(ks_test_driver_t *drv, const char *topic,
+KS_EXPORT bool ks_test_driver_read(ks_test_driver_t *drv,
+                                   const char *topic,
                                    ks_test_record_t *out);
 /** Unread records left in @p topic (0 for an unknown topic). */
 KS_EXPORT size_t ks_test_driver_remaining(const ks_test_driver_t *drv,
@@ -137,7 +141,8 @@ KS_EXPORT ks_error_t *ks_test_driver_replay_jsonl(ks_test_driver_t *drv,
  * text (KS_ERR_SERDE otherwise).
  */
 KS_EXPORT ks_err_t ks_test_driver_dump_jsonl(const ks_test_driver_t *drv,
-                                             const char *topic, FILE *out);
+                                             const char *topic,
+                                             FILE *out);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,276 @@
+/* A deterministic user-events generator. Every choice comes from one
+ * splitmix64 stream, never from rand() or the clock, so that tests and
+ * benchmarks can regenerate the same bytes from a seed. */
+#include "event_gen.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SESSION_GAP_MS (30 * 60 * 1000)
+
+/* Per-user state, so that sessions and devices persist across events. */
+typedef struct gen_user_s {
+        int64_t last_ms; /* -1: never seen */
+        uint64_t session;
+        uint8_t device;
+} gen_user_t;
+
+struct event_gen_s {
+        uint64_t state;
+        int64_t clock_ms;
+        int users;
+        gen_user_t *user;
+        uint64_t next_session;
+        double disorder_ratio;
+        int64_t disorder_max_ms;
+        double bad_ratio;
+        ks_buf_t scratch; /* a record being made bad */
+        char event_id[40];
+        char user_id[24];
+        char session_id[32];
+        char page[48];
+};
+
+/* The types by weight (per 100): page views and clicks ~70%. */
+static const struct {
+        const char *name;
+        int weight;
+} event_types[] = {
+        {"page_view", 40}, {"button_click", 30}, {"form_submit", 5},
+        {"purchase", 7},   {"add_to_cart", 8},   {"search", 6},
+        {"login", 2},      {"logout", 2},
+};
+
+static const char *const devices[]      = {"mobile", "desktop", "tablet"};
+static const char *const pages[]        = {"/",        "/home",   "/cart",
+                                           "/account", "/offers", "/help"};
+static const char *const search_terms[] = {"shoes",      "laptop", "coffee",
+                                           "headphones", "gift",   "lamp"};
+
+static uint64_t splitmix64(uint64_t *state) {
+        uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+        z          = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z          = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+}
+
+/* Uniform in [0, n); the modulo bias is irrelevant for test data. */
+static uint64_t below(event_gen_t *g, uint64_t n) {
+        return splitmix64(&g->state) % n;
+}
+
+/* Uniform in [0, 1) with 53 random bits. */
+static double unit(event_gen_t *g) {
+        return (double)(splitmix64(&g->state) >> 11) * 0x1.0p-53;
+}
+
+event_gen_t *event_gen_new(uint64_t seed, int64_t start_ms, int users) {
+        event_gen_t *g;
+        if (users < 1 || start_ms < 0)
+                return NULL;
+        g = calloc(1, sizeof(*g));
+        if (!g)
+                return NULL;
+        g->user = calloc((size_t)users, sizeof(*g->user));
+        if (!g->user) {
+                free(g);
+                return NULL;
+        }
+        for (int i = 0; i < users; i++)
+                g->user[i].last_ms = -1;
+        g->state        = seed;
+        g->clock_ms     = start_ms;
+        g->users        = users;
+        g->next_session = 1;
+        return g;
+}
+
+void event_gen_destroy(event_gen_t *g) {
+        if (!g)
+                return;
+        ks_buf_free(&g->scratch);
+        free(g->user);
+        free(g);
+}
+
+void event_gen_set_disorder(event_gen_t *g, double ratio, int64_t max_ms) {
+        g->disorder_ratio  = ratio;
+        g->disorder_max_ms = max_ms > 0 ? max_ms : 0;
+}
+
+void event_gen_set_bad_ratio(event_gen_t *g, double ratio) {
+        g->bad_ratio = ratio;
+}
+
+int64_t event_gen_clock_ms(const event_gen_t *g) {
+        return g->clock_ms;
+}
+
+static const char *pick_type(event_gen_t *g) {
+        int r = (int)below(g, 100);
+        for (size_t i = 0; i < sizeof(event_types) / sizeof(event_types[0]);
+             i++) {
+                if (r < event_types[i].weight)
+                        return event_types[i].name;
+                r -= event_types[i].weight;
+        }
+        return event_types[0].name;
+}
+
+static void make_uuid(event_gen_t *g, char *out) {
+        uint64_t hi = splitmix64(&g->state), lo = splitmix64(&g->state);
+        hi = (hi & ~0xF000ull) | 0x4000ull;       /* version 4 */
+        lo = (lo & ~(3ull << 62)) | (2ull << 62); /* RFC 4122 variant */
+        snprintf(out, 37, "%08x-%04x-%04x-%04x-%012llx", (unsigned)(hi >> 32),
+                 (unsigned)(hi >> 16) & 0xFFFF, (unsigned)hi & 0xFFFF,
+                 (unsigned)(lo >> 48),
+                 (unsigned long long)(lo & 0xFFFFFFFFFFFFull));
+}
+
+static void make_page(event_gen_t *g, const char *type) {
+        if (!strcmp(type, "purchase") || !strcmp(type, "form_submit"))
+                snprintf(g->page, sizeof(g->page), "/checkout");
+        else if (!strcmp(type, "search"))
+                snprintf(g->page, sizeof(g->page), "/search?q=%s",
+                         search_terms[below(g, 6)]);
+        else if (!strcmp(type, "login") || !strcmp(type, "logout"))
+                snprintf(g->page, sizeof(g->page), "/%s", type);
+        else if (!strcmp(type, "add_to_cart") || below(g, 2))
+                snprintf(g->page, sizeof(g->page), "/product/%d",
+                         1 + (int)below(g, 500));
+        else if (below(g, 3))
+                snprintf(g->page, sizeof(g->page), "/category/%d",
+                         1 + (int)below(g, 20));
+        else
+                snprintf(g->page, sizeof(g->page), "%s", pages[below(g, 6)]);
+}
+
+void event_gen_next(event_gen_t *g, user_event_t *ev) {
+        memset(ev, 0, sizeof(*ev));
+        g->clock_ms += (int64_t)below(g, 201);
+        ev->timestamp_ms = g->clock_ms;
+        if (g->disorder_ratio > 0 && unit(g) < g->disorder_ratio) {
+                ev->timestamp_ms -=
+                        (int64_t)below(g, (uint64_t)g->disorder_max_ms + 1);
+                if (ev->timestamp_ms < 0)
+                        ev->timestamp_ms = 0;
+        }
+
+        /* u^2 skews towards low indexes: a few users are very active. */
+        double u         = unit(g);
+        int index        = (int)(u * u * g->users);
+        gen_user_t *user = &g->user[index];
+        ev->event_type   = pick_type(g);
+        if (user->last_ms < 0 || g->clock_ms - user->last_ms > SESSION_GAP_MS ||
+            !strcmp(ev->event_type, "login")) {
+                user->session = g->next_session++;
+                /* mobile 55%, desktop 35%, tablet 10% */
+                int r        = (int)below(g, 100);
+                user->device = r < 55 ? 0 : r < 90 ? 1 : 2;
+        }
+        user->last_ms = g->clock_ms;
+
+        make_uuid(g, g->event_id);
+        snprintf(g->user_id, sizeof(g->user_id), "user_%d", index + 1);
+        snprintf(g->session_id, sizeof(g->session_id), "session_%llu",
+                 (unsigned long long)user->session);
+        make_page(g, ev->event_type);
+        ev->event_id   = g->event_id;
+        ev->user_id    = g->user_id;
+        ev->session_id = g->session_id;
+        ev->page       = g->page;
+        ev->device     = devices[user->device];
+        ev->version    = "1.0";
+        if (!strcmp(ev->event_type, "purchase") ||
+            (!strcmp(ev->event_type, "add_to_cart") && below(g, 2))) {
+                int r          = (int)below(g, 100);
+                ev->has_amount = true;
+                ev->amount     = (double)(99 + (int)below(g, 49901)) / 100.0;
+                ev->currency   = r < 70 ? "USD" : r < 90 ? "EUR" : "GBP";
+        }
+        if (!strcmp(ev->event_type, "logout"))
+                user->last_ms = -1; /* the next event opens a new session */
+}
+
+/* Overwrites the value of the first "name": member in @p b with @p value
+ * (raw JSON text). The encoder writes no spaces, so a plain search works. */
+static ks_err_t replace_member(ks_buf_t *b,
+                               const char *name,
+                               const char *value) {
+        char key[40];
+        int n          = snprintf(key, sizeof(key), "\"%s\":", name);
+        const char *at = strstr(b->data, key);
+        size_t start, end, vlen = strlen(value), tail;
+        if (!at)
+                return KS_OK;
+        start = (size_t)(at - b->data) + (size_t)n;
+        end   = start;
+        if (b->data[end] == '"') {
+                for (end++; b->data[end] != '"'; end++)
+                        if (b->data[end] == '\\')
+                                end++;
+                end++;
+        } else {
+                while (end < b->len && b->data[end] != ',' &&
+                       b->data[end] != '}')
+                        end++;
+        }
+        tail = b->len - end;
+        if (ks_buf_reserve(b, vlen))
+                return KS_ERR_NOMEM;
+        memmove(b->data + start + vlen, b->data + end, tail);
+        memcpy(b->data + start, value, vlen);
+        b->len          = start + vlen + tail;
+        b->data[b->len] = '\0';
+        return KS_OK;
+}
+
+ks_err_t event_gen_next_raw(event_gen_t *g, ks_buf_t *out, bool *is_bad) {
+        user_event_t ev;
+        ks_buf_t *b = &g->scratch;
+        ks_err_t err;
+        bool bad = g->bad_ratio > 0 && unit(g) < g->bad_ratio;
+
+        event_gen_next(g, &ev);
+        if (is_bad)
+                *is_bad = bad;
+        if (!bad)
+                return user_event_encode(&ev, out);
+
+        int kind = (int)below(g, 9);
+        if (kind == 0)
+                ev.event_id = NULL;
+        else if (kind == 1)
+                ev.event_type = "";
+        else if (kind == 2) {
+                ev.has_amount = true;
+                ev.amount     = -1.5;
+        }
+        ks_buf_clear(b);
+        if ((err = user_event_encode(&ev, b)))
+                return err;
+        switch (kind) {
+        case 3:
+                err = replace_member(b, "timestamp", "true");
+                break;
+        case 4: /* truncated: any strict prefix of an object is malformed */
+                b->len = 1 + (size_t)below(g, b->len - 1);
+                break;
+        case 5:
+                err = ks_buf_append(b, "x", 1);
+                break;
+        case 6:
+                err = replace_member(b, "page", "\"/a\\qb\"");
+                break;
+        case 7:
+                err = replace_member(b, "user_id", "\"user_\xff\"");
+                break;
+        case 8: /* an array at the top level */
+                err = ks_buf_append(out, "[", 1);
+                if (!err)
+                        err = ks_buf_append(b, "]", 1);
+                break;
+        }
+        return err ? err : ks_buf_append(out, b->data, b->len);
+}
