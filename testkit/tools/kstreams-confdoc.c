@@ -4,7 +4,8 @@
 #include <string.h>
 
 int main(int argc, char **argv) {
-        if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        if (argc > 1 &&
+            (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
                 printf("usage: kstreams-confdoc > CONFIGURATION.md\n"
                        "Prints the kstreams configuration reference as "
                        "Markdown.\n");

@@ -15,7 +15,7 @@
 
 #include "ks_check.h"
 
-#define N_RECORDS 200
+#define N_RECORDS    200
 #define N_PARTITIONS 6
 
 static int64_t wall_ms(void) {
@@ -36,8 +36,10 @@ static void run(const char *what, const char *cmd) {
         ck_assert_msg(rc == 0, "%s failed (status %d): %s", what, rc, cmd);
 }
 
-static void create_topic(const char *bootstrap, const char *topic,
-                         int partitions, const char *extra) {
+static void create_topic(const char *bootstrap,
+                         const char *topic,
+                         int partitions,
+                         const char *extra) {
         char cmd[1024];
         snprintf(cmd, sizeof(cmd),
                  "bash '%s/infra/kafka/kafka.sh' topics --bootstrap-server "
@@ -60,7 +62,8 @@ static void delete_topic(const char *bootstrap, const char *topic) {
 
 /* Reads the whole topic with `kcat -C -J -e`: one JSON object per line.
  * @returns a new JSON array of the parsed envelopes. */
-static json_t *kcat_read_all(const char *bootstrap, const char *topic,
+static json_t *kcat_read_all(const char *bootstrap,
+                             const char *topic,
                              const char *extra) {
         char cmd[1024], line[8192];
         json_t *arr = json_array();
@@ -72,8 +75,9 @@ static json_t *kcat_read_all(const char *bootstrap, const char *topic,
         while (fgets(line, sizeof(line), p)) {
                 json_error_t err;
                 json_t *v = json_loads(line, 0, &err);
-                ck_assert_msg(v, "kcat -J printed a line that is not JSON "
-                                 "(%s): %s",
+                ck_assert_msg(v,
+                              "kcat -J printed a line that is not JSON "
+                              "(%s): %s",
                               err.text, line);
                 json_array_append_new(arr, v);
         }
@@ -118,8 +122,7 @@ START_TEST(java_default_partitioner_equals_ks_partition_for_key) {
         const char *bootstrap = ks_test_require_service("KS_BOOTSTRAP");
         if (!bootstrap)
                 return;
-        char topic[128], path[] = "/tmp/ks-interop-XXXXXX", key[256],
-                         cmd[2048];
+        char topic[128], path[] = "/tmp/ks-interop-XXXXXX", key[256], cmd[2048];
         unique_topic(topic, sizeof(topic), "interop-partitioning");
         create_topic(bootstrap, topic, N_PARTITIONS, NULL);
 
@@ -150,9 +153,9 @@ START_TEST(java_default_partitioner_equals_ks_partition_for_key) {
         json_t *r;
         json_array_foreach(recs, idx, r) {
                 const char *k = json_string_value(json_object_get(r, "key"));
-                size_t klen = json_string_length(json_object_get(r, "key"));
-                int part = (int)json_integer_value(
-                        json_object_get(r, "partition"));
+                size_t klen   = json_string_length(json_object_get(r, "key"));
+                int part      = (int)json_integer_value(
+                             json_object_get(r, "partition"));
                 const char *payload =
                         json_string_value(json_object_get(r, "payload"));
                 ck_assert_msg(k && payload, "record without key or payload");
@@ -179,14 +182,12 @@ START_TEST(java_default_partitioner_equals_ks_partition_for_key) {
                 json_t *h = json_object_get(r, "headers");
                 ck_assert_msg(json_is_array(h) && json_array_size(h) == 4,
                               "record %d: headers not a 4-element array", i);
-                ck_assert_str_eq(json_string_value(json_array_get(h, 0)),
-                                 "hk");
+                ck_assert_str_eq(json_string_value(json_array_get(h, 0)), "hk");
                 ck_assert_str_eq(json_string_value(json_array_get(h, 1)),
                                  "java");
                 ck_assert_str_eq(json_string_value(json_array_get(h, 2)),
                                  "idx");
-                ck_assert_str_eq(json_string_value(json_array_get(h, 3)),
-                                 want);
+                ck_assert_str_eq(json_string_value(json_array_get(h, 3)), want);
         }
         ck_assert_msg(mismatches == 0,
                       "%d of %d keys are on another partition than "
@@ -253,16 +254,14 @@ START_TEST(kcat_envelope_keeps_keys_headers_and_timestamps) {
                          topic);
         ck_assert_int_eq(json_integer_value(json_object_get(r0, "partition")),
                          0);
-        ck_assert_int_eq(json_integer_value(json_object_get(r3, "offset")),
-                         3);
+        ck_assert_int_eq(json_integer_value(json_object_get(r3, "offset")), 3);
         ck_assert(json_is_integer(json_object_get(r0, "broker")));
 
         /* Headers: a flat [name, value, ...] array in produce order,
          * repeated names kept, "" for an empty value, null for none. */
         json_t *h = headers_of(r0);
         ck_assert_msg(json_is_array(h) && json_array_size(h) == 8,
-                      "headers of record 0: %s",
-                      json_dumps(h, JSON_COMPACT));
+                      "headers of record 0: %s", json_dumps(h, JSON_COMPACT));
         const char *want[] = {"a", "1", "a", "2", "empty", "", "nullhdr"};
         for (size_t i = 0; i < 7; i++)
                 ck_assert_str_eq(json_string_value(json_array_get(h, i)),
@@ -279,8 +278,7 @@ START_TEST(kcat_envelope_keeps_keys_headers_and_timestamps) {
         ck_assert_str_eq(json_string_value(json_object_get(r1, "payload")),
                          "nokey");
         ck_assert_str_eq(json_string_value(json_object_get(r2, "key")), "");
-        ck_assert_str_eq(json_string_value(json_object_get(r3, "key")),
-                         "tomb");
+        ck_assert_str_eq(json_string_value(json_object_get(r3, "key")), "tomb");
         ck_assert(json_is_null(json_object_get(r3, "payload")));
 
         /* Timestamps: CreateTime set by the producer, in ms since the
@@ -293,8 +291,8 @@ START_TEST(kcat_envelope_keeps_keys_headers_and_timestamps) {
                         "create");
                 int64_t ts = json_integer_value(json_object_get(r, "ts"));
                 ck_assert_msg(ts >= before - 1000 && ts <= after + 1000,
-                              "record %zu: ts %lld not within [%lld, %lld]",
-                              i, (long long)ts, (long long)before,
+                              "record %zu: ts %lld not within [%lld, %lld]", i,
+                              (long long)ts, (long long)before,
                               (long long)after);
         }
         json_decref(recs);
@@ -309,7 +307,7 @@ START_TEST(kcat_envelope_keeps_keys_headers_and_timestamps) {
                  bootstrap, topic);
         run("kcat -P (LogAppendTime)", cmd);
         after = wall_ms();
-        recs = kcat_read_all(bootstrap, topic, NULL);
+        recs  = kcat_read_all(bootstrap, topic, NULL);
         ck_assert_int_eq((int)json_array_size(recs), 1);
         r = json_array_get(recs, 0);
         ck_assert_str_eq(json_string_value(json_object_get(r, "tstype")),
@@ -322,10 +320,11 @@ START_TEST(kcat_envelope_keeps_keys_headers_and_timestamps) {
 END_TEST
 
 Suite *ks_test_suite(void) {
-        Suite *s = suite_create("interop_partitioning");
+        Suite *s  = suite_create("interop_partitioning");
         TCase *tc = tcase_create("java_and_kcat");
         tcase_set_timeout(tc, 120);
-        tcase_add_test(tc, java_default_partitioner_equals_ks_partition_for_key);
+        tcase_add_test(tc,
+                       java_default_partitioner_equals_ks_partition_for_key);
         tcase_add_test(tc, kcat_envelope_keeps_keys_headers_and_timestamps);
         suite_add_tcase(s, tc);
         return s;

@@ -60,8 +60,10 @@ wait_for 60 isr_full || fail "broker 2 did not rejoin every ISR in 60s: $(isr_si
 produce 201 50 || fail "acks=all produce after broker 2 came back failed"
 assert_eq "$(count)" 250 "records read after broker 2 came back"
 
+node_pids=$(cat "$KS_RUN_ROOT/kafka-cluster-$name"/node*/pid)
 bash "$KAFKA_SH" cluster-down "$name" || fail "cluster-down failed"
-if pgrep -f "kafka-cluster-$name/" >/dev/null; then
-        fail "cluster-down left Kafka processes running"
-fi
+for p in $node_pids; do
+        ! kill -0 "$p" 2>/dev/null || fail "cluster-down left Kafka process $p running"
+done
+[[ ! -e $KS_RUN_ROOT/kafka-cluster-$name ]] || fail "cluster-down left its directory behind"
 pass "3 brokers, RF 3, one broker down and back, 250 records"
