@@ -476,8 +476,8 @@ ks_error_t *ks__task_punctuate_wall(ks_task_t *task, int64_t now_ms) {
 }
 
 int ks__task_process_one(ks_task_t *task, ks_error_t **errp) {
-        ks_queue_t *best = NULL;
-        *errp            = NULL;
+        int best_idx = -1;
+        *errp        = NULL;
         /* As Kafka Streams' PartitionGroup: the head with the smallest
          * timestamp goes next. */
         for (int i = 0; i < task->queue_cnt; i++) {
@@ -485,19 +485,25 @@ int ks__task_process_one(ks_task_t *task, ks_error_t **errp) {
                 int r         = prepare_head(task, q, errp);
                 if (r < 0)
                         return -1;
-                if (r > 0 && (!best || q->head_ts < best->head_ts))
-                        best = q;
+                if (r > 0 && (best_idx < 0 ||
+                              q->head_ts < task->queues[best_idx].head_ts))
+                        best_idx = i;
         }
-        if (!best)
+        if (best_idx < 0)
                 return 0;
+        /* Processing may enqueue into this very task (a sink writing to a
+         * topic the task reads, in the test driver), which can move the
+         * queues: hold an index, not a pointer, across it. */
+        ks_queue_t *best    = &task->queues[best_idx];
         ks_raw_record_t rec = best->ring[best->head];
         int64_t ts          = best->head_ts;
+        int source_node     = best->source_node;
         if (ts > task->stream_time)
                 task->stream_time = ts;
         if (ts > best->partition_time)
                 best->partition_time = ts;
-        ctx_enter(task, best->source_node, best->arena, rec.topic,
-                  rec.partition, rec.offset, ts, rec.headers, rec.header_cnt);
+        ctx_enter(task, source_node, best->arena, rec.topic, rec.partition,
+                  rec.offset, ts, rec.headers, rec.header_cnt);
         ks_err_t err =
                 ks_ctx_forward(&task->ctx, best->head_key, best->head_value);
         task->metrics.records_processed++;
@@ -506,8 +512,7 @@ int ks__task_process_one(ks_task_t *task, ks_error_t **errp) {
                 const char *node =
                         ctx->failed_node >= 0
                                 ? task->topology->nodes[ctx->failed_node]->name
-                                : task->topology->nodes[best->source_node]
-                                          ->name;
+                                : task->topology->nodes[source_node]->name;
                 char msg[300];
                 snprintf(msg, sizeof(msg), "%s%s%s", ks_err2str(err),
                          ctx->fail_msg[0] ? ": " : "", ctx->fail_msg);
@@ -520,7 +525,7 @@ int ks__task_process_one(ks_task_t *task, ks_error_t **errp) {
                         prod ? &task->rl_prod : &task->rl_proc, &rec, err, msg,
                             node);
         }
-        queue_pop(task, best);
+        queue_pop(task, &task->queues[best_idx]);
         if (*errp)
                 return -1;
         *errp = punctuate(task, KS_PUNCTUATE_STREAM_TIME, task->stream_time);

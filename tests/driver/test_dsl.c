@@ -419,6 +419,41 @@ START_TEST(process_in_the_dsl_sees_record_metadata) {
 }
 END_TEST
 
+static bool short_value(const void *k, const void *v, void *o) {
+        (void)k, (void)o;
+        return strlen(v) < 4;
+}
+
+static const void *grow(ks_arena_t *a, const void *k, const void *v, void *o) {
+        (void)k, (void)o;
+        size_t n = strlen(v);
+        char *s  = ks_arena_alloc(a, n + 2);
+        memcpy(s, v, n);
+        s[n]     = '+';
+        s[n + 1] = '\0';
+        return s;
+}
+
+/* A loop: a sub-topology writes back into a topic it reads (first seen
+ * while processing, so its queue is created mid-record). */
+START_TEST(a_topology_feeding_its_own_input_terminates) {
+        ks_builder_t *b            = ks_builder_new();
+        const char *const topics[] = {"seed", "loop"};
+        ks_stream_t *in            = ks_builder_stream_topics(
+                           b, NULL, topics, 2, ks_serde_string(), ks_serde_string());
+        ks_stream_t *more = ks_stream_map_values(
+                ks_stream_filter(in, NULL, short_value, NULL), NULL, grow,
+                NULL);
+        ks_stream_to(more, "loop", NULL, ks_serde_string());
+        start(b);
+        pipe_ok("seed", "k", "a", 1);
+        expect("loop", "k", "a+", 1);
+        expect("loop", "k", "a++", 1);
+        expect("loop", "k", "a+++", 1);
+        expect_end("loop");
+}
+END_TEST
+
 Suite *ks_test_suite(void) {
         Suite *s  = suite_create("dsl");
         TCase *tc = tcase_create("stateless");
@@ -435,6 +470,7 @@ Suite *ks_test_suite(void) {
         tcase_add_test(tc, null_keys_and_tombstones_flow_through);
         tcase_add_test(tc, processor_api_headers_and_named_children);
         tcase_add_test(tc, process_in_the_dsl_sees_record_metadata);
+        tcase_add_test(tc, a_topology_feeding_its_own_input_terminates);
         suite_add_tcase(s, tc);
         return s;
 }
