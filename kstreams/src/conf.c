@@ -36,21 +36,17 @@ static const prop_t props[] = {
         {"num.stream.threads", PROP_INT, "1", 1, 256, NULL,
          "Stream threads per instance; each owns a consumer and a producer."},
         {"commit.interval.ms", PROP_INT, "30000", 1, 86400000, NULL,
-         "How often progress is committed. Under exactly_once_v2 the default "
-         "is 100 unless set."},
+         "How often progress is committed: the producer is flushed, then "
+         "the consumed offsets are committed."},
         {"processing.guarantee", PROP_ENUM, "at_least_once", 0, 0,
          "at_least_once|exactly_once_v2",
-         "at_least_once, or exactly_once_v2 (Kafka transactions)."},
-        {"state.dir", PROP_STR, "/tmp/kstreams", 0, 0, NULL,
-         "Directory for local state: `<state.dir>/<application.id>/<task>/`."},
+         "at_least_once. exactly_once_v2 (Kafka transactions) is not "
+         "implemented yet: ks_streams_new() refuses it rather than run with "
+         "a weaker guarantee than asked."},
         {"buffered.records.per.partition", PROP_INT, "10000", 1, 10000000, NULL,
          "Records buffered per input partition before it is paused. A "
          "safety net only: the stream loop processes what it consumes, and "
          "pausing makes librdkafka drop the partition's prefetched records."},
-        {"max.task.idle.ms", PROP_INT, "0", -1, 86400000, NULL,
-         "How long a task with several input partitions waits for data on "
-         "an empty one before processing the others out of timestamp order "
-         "(-1: never wait)."},
         {"poll.ms", PROP_INT, "100", 0, 60000, NULL,
          "How long a stream thread blocks waiting for records."},
         {"default.deserialization.exception.handler", PROP_ENUM, "fail", 0, 0,

@@ -62,6 +62,14 @@ ks_streams_t *ks_streams_new(const ks_topology_t *topology,
         }
         if (ks__conf_check_handlers(conf, errstr, errstr_size))
                 return NULL;
+        if (strcmp(ks__conf_str(conf, "processing.guarantee"),
+                   "at_least_once")) {
+                snprintf(errstr, errstr_size,
+                         "processing.guarantee=%s is not implemented yet; "
+                         "only at_least_once is",
+                         ks__conf_str(conf, "processing.guarantee"));
+                return NULL;
+        }
         ks_streams_t *s = calloc(1, sizeof(*s));
         if (!s || !(s->conf = ks_conf_dup(conf))) {
                 free(s);

@@ -26,6 +26,13 @@ START_TEST(required_settings_are_named) {
         ks_conf_set(c, "application.id", "app", err, sizeof(err));
         ck_assert_ptr_null(ks_streams_new(t, c, err, sizeof(err)));
         ck_assert_str_eq(err, "bootstrap.servers is required");
+        ks_conf_set(c, "bootstrap.servers", "127.0.0.1:1", err, sizeof(err));
+        ks_conf_set(c, "processing.guarantee", "exactly_once_v2", err,
+                    sizeof(err));
+        ck_assert_ptr_null(ks_streams_new(t, c, err, sizeof(err)));
+        ck_assert_str_eq(err,
+                         "processing.guarantee=exactly_once_v2 is not "
+                         "implemented yet; only at_least_once is");
         ks_conf_destroy(c);
         ks_topology_destroy(t);
 }
