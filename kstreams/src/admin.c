@@ -267,6 +267,76 @@ static ks_error_t *plan_internal(ks_streams_t *s,
         return err;
 }
 
+/* Creates each store's changelog, one partition per task of its
+ * sub-topology: compacted, and for windowed stores also deleted after the
+ * store's retention plus a day (Kafka Streams' additional retention). */
+static ks_error_t *plan_changelogs(ks_streams_t *s,
+                                   rd_kafka_t *rk,
+                                   plan_t *plan,
+                                   int timeout_ms) {
+        const ks_topology_t *t = s->topology;
+        rd_kafka_NewTopic_t *nt[256];
+        size_t nt_cnt   = 0;
+        ks_error_t *err = NULL;
+        int rf          = (int)ks__conf_int(s->conf, "replication.factor");
+        for (int i = 0; i < t->node_cnt && !err; i++) {
+                const ks_node_t *n = t->nodes[i];
+                if (!n->store)
+                        continue;
+                char name[512], errstr[256], retention[32];
+                int32_t want;
+                ks__changelog_topic_name(s->application_id, n->store->name,
+                                         name, sizeof(name));
+                err = sub_partitions(s, plan, n->subtopology, &want);
+                if (err)
+                        break;
+                int32_t have = plan_get(plan, name);
+                if (have >= 0) {
+                        if (have != want)
+                                err = ks_error_new(
+                                        KS_ERR_TOPOLOGY,
+                                        "changelog %s has %" PRId32
+                                        " partitions but its sub-topology "
+                                        "has %" PRId32
+                                        " tasks; the store's state would not "
+                                        "line up with its tasks",
+                                        name, have, want);
+                        continue;
+                }
+                if (nt_cnt == 256 ||
+                    !(nt[nt_cnt] = rd_kafka_NewTopic_new(name, want, rf, errstr,
+                                                         sizeof(errstr)))) {
+                        err = ks_error_new(
+                                KS_ERR_KAFKA, "%s: %s", name,
+                                nt_cnt == 256 ? "too many topics" : errstr);
+                        break;
+                }
+                if (n->store->kind == KS_STORE_KV) {
+                        rd_kafka_NewTopic_set_config(
+                                nt[nt_cnt], "cleanup.policy", "compact");
+                } else {
+                        snprintf(
+                                retention, sizeof(retention), "%lld",
+                                (long long)(n->store->retention_ms + 86400000));
+                        rd_kafka_NewTopic_set_config(
+                                nt[nt_cnt], "cleanup.policy", "compact,delete");
+                        rd_kafka_NewTopic_set_config(nt[nt_cnt], "retention.ms",
+                                                     retention);
+                }
+                nt_cnt++;
+                if (!plan_put(plan, name, want))
+                        err = ks_error_new(KS_ERR_NOMEM, "out of memory");
+                ks__log(KS_LOG_INFO,
+                        "creating changelog %s with %" PRId32 " partitions",
+                        name, want);
+        }
+        if (!err && nt_cnt)
+                err = create_topics(rk, nt, nt_cnt, timeout_ms);
+        for (size_t i = 0; i < nt_cnt; i++)
+                rd_kafka_NewTopic_destroy(nt[i]);
+        return err;
+}
+
 static ks_error_t *build_subscription(ks_streams_t *s) {
         const ks_topology_t *t = s->topology;
         int max                = 0;
@@ -331,6 +401,8 @@ ks_error_t *ks__streams_prepare_topics(ks_streams_t *s) {
                 int32_t cnt;
                 err = sub_partitions(s, &plan, sub, &cnt);
         }
+        if (!err)
+                err = plan_changelogs(s, rk, &plan, timeout);
         if (!err)
                 err = build_subscription(s);
         plan_free(&plan);

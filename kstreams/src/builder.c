@@ -31,6 +31,12 @@ void ks__node_free(ks_node_t *n) {
         ks_timestamp_extractor_destroy(n->ts_extractor);
         if (n->def.opaque_free)
                 n->def.opaque_free(n->def.opaque);
+        for (int i = 0; i < n->store_ref_cnt; i++)
+                free(n->store_refs[i]);
+        free(n->store_refs);
+        if (n->store)
+                free(n->store->name);
+        free(n->store);
         free(n);
 }
 
@@ -45,12 +51,36 @@ void ks_builder_destroy(ks_builder_t *b) {
                 next = s->next_owned;
                 free(s);
         }
+        for (int i = 0; i < b->owned_cnt; i++)
+                b->owned[i].free(b->owned[i].ptr);
+        free(b->owned);
         for (ks_branched_t *br = b->branches, *next; br; br = next) {
                 next = br->next_owned;
                 free(br->prefix);
                 free(br);
         }
         free(b);
+}
+
+void *ks__builder_own(ks_builder_t *b, void *ptr, void (*fn)(void *)) {
+        if (!ptr) {
+                ks__builder_fail(b, "out of memory");
+                return NULL;
+        }
+        if (b->owned_cnt == b->owned_cap) {
+                int cap           = b->owned_cap ? b->owned_cap * 2 : 16;
+                struct owned_s *o = realloc(b->owned, (size_t)cap * sizeof(*o));
+                if (!o) {
+                        fn(ptr);
+                        ks__builder_fail(b, "out of memory");
+                        return NULL;
+                }
+                b->owned     = o;
+                b->owned_cap = cap;
+        }
+        b->owned[b->owned_cnt].ptr    = ptr;
+        b->owned[b->owned_cnt++].free = fn;
+        return ptr;
 }
 
 void ks__builder_fail(ks_builder_t *b, const char *fmt, ...) {

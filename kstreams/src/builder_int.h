@@ -11,6 +11,9 @@ struct ks_stream_s {
         int node;                /* -1 in an error stream */
         ks_serde_t *key_serde;   /* borrowed from a node; NULL = unknown */
         ks_serde_t *value_serde; /* borrowed from a node; NULL = unknown */
+        /* The key may have changed since the last (re)partitioning: a
+         * grouping must repartition first, as in Kafka Streams. */
+        bool key_changed;
         struct ks_stream_s *next_owned;
 };
 
@@ -30,7 +33,17 @@ struct ks_builder_s {
         ks_stream_t *streams; /* every stream handed out, freed with b */
         ks_branched_t *branches;
         ks_stream_t error_stream; /* returned after an allocation failure */
+        /* Other handles given out (groupings, tables), freed with b. */
+        struct owned_s {
+                void *ptr;
+                void (*free)(void *);
+        } * owned;
+        int owned_cnt, owned_cap;
 };
+
+/** Hands @p ptr to the builder, which frees it with @p fn when destroyed.
+ *  @returns @p ptr, or NULL (and @p ptr freed, error recorded) on OOM. */
+void *ks__builder_own(ks_builder_t *b, void *ptr, void (*fn)(void *));
 
 /** Records the first error. */
 void ks__builder_fail(ks_builder_t *b, const char *fmt, ...)

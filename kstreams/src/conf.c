@@ -43,6 +43,15 @@ static const prop_t props[] = {
          "at_least_once. exactly_once_v2 (Kafka transactions) is not "
          "implemented yet: ks_streams_new() refuses it rather than run with "
          "a weaker guarantee than asked."},
+        {"state.dir", PROP_STR, "/tmp/kstreams", 0, 0, NULL,
+         "Local state of stateful tasks: one LMDB environment per task in "
+         "`<state.dir>/<application.id>/<task>/`, locked while open. A "
+         "directory is kept after its task moves away, so that a task coming "
+         "back restores only the changelog's tail."},
+        {"statestore.map.size", PROP_INT, "67108864", 1048576, 1099511627776LL,
+         NULL, "Initial LMDB map size per task, in bytes; it grows on demand."},
+        {"restore.batch.records", PROP_INT, "100000", 1, 100000000, NULL,
+         "Changelog records applied per LMDB transaction while restoring."},
         {"buffered.records.per.partition", PROP_INT, "10000", 1, 10000000, NULL,
          "Records buffered per input partition before it is paused. A "
          "safety net only: the stream loop processes what it consumes, and "

@@ -66,7 +66,8 @@ static ks_err_t run_sink(ks_ctx_t *ctx,
         int32_t partition =
                 cnt > 0 ? ks_partition_for_key(kb.data, kb.len, cnt) : -1;
         err = c->send(c->opaque, topic, partition, kb, vb, ctx->timestamp,
-                      ctx->headers, ctx->header_cnt, errstr, sizeof(errstr));
+                      ctx->headers, ctx->header_cnt, NULL, errstr,
+                      sizeof(errstr));
         if (err) {
                 note_failure(ctx, n->id, err, true, errstr);
                 return err;
@@ -257,4 +258,49 @@ ks_punctuator_t *ks_ctx_schedule(ks_ctx_t *ctx,
 void ks_punctuator_cancel(ks_punctuator_t *p) {
         if (p)
                 p->cancelled = true;
+}
+
+ks_kv_store_t *ks__ctx_kv_store(ks_ctx_t *ctx) {
+        return ctx->task->stores[ctx->node];
+}
+
+ks_window_store_t *ks__ctx_window_store(ks_ctx_t *ctx) {
+        return ctx->task->stores[ctx->node];
+}
+
+ks_session_store_t *ks__ctx_session_store(ks_ctx_t *ctx) {
+        return ctx->task->stores[ctx->node];
+}
+
+void *ks__ctx_store_named(ks_ctx_t *ctx, const char *name) {
+        const ks_topology_t *t = ctx->task->topology;
+        for (int i = 0; i < t->node_cnt; i++)
+                if (ctx->task->stores[i] &&
+                    !strcmp(t->nodes[i]->store->name, name))
+                        return ctx->task->stores[i];
+        return NULL;
+}
+
+ks_err_t ks__ctx_log_change(ks_ctx_t *ctx, ks_bytes_t key, ks_bytes_t value) {
+        ks_task_t *task         = ctx->task;
+        const ks_collector_t *c = task->collector;
+        char errstr[256];
+        /* The changelog partition is the task's: a restoring task reads
+         * back exactly its own changes. */
+        ks_err_t err = c->send(c->opaque, task->changelogs[ctx->node],
+                               task->partition, key, value, ctx->timestamp,
+                               NULL, 0, &task->changelog_acked[ctx->node],
+                               errstr, sizeof(errstr));
+        if (err)
+                return ks_ctx_fail(ctx, "changelog %s: %s",
+                                   task->changelogs[ctx->node], errstr);
+        return KS_OK;
+}
+
+void ks__ctx_count_late(ks_ctx_t *ctx) {
+        ctx->task->metrics.dropped_late++;
+}
+
+void ks__ctx_count_skipped(ks_ctx_t *ctx) {
+        ctx->task->metrics.dropped_skipped++;
 }

@@ -46,8 +46,12 @@ static ks_stream_t *add_op(ks_stream_t *s,
         o->negate              = negate;
         ks_processor_def_t def = {
                 .process = process, .opaque = o, .opaque_free = op_free};
-        return ks__stream_add_processor(s, name, op, &def, key_serde,
-                                        value_serde);
+        ks_stream_t *out = ks__stream_add_processor(s, name, op, &def,
+                                                    key_serde, value_serde);
+        /* Operations that may change the key pass a NULL key serde. */
+        if (out->node >= 0)
+                out->key_changed = s->key_changed || !key_serde;
+        return out;
 }
 
 static ks_err_t filter_process(ks_ctx_t *ctx,
@@ -291,6 +295,8 @@ ks_branched_t *ks_stream_split(ks_stream_t *s, const char *name) {
                                   .opaque_free = split_free};
         ks_stream_t *out       = ks__stream_add_processor(
                       s, name, "BRANCH", &def, s->key_serde, s->value_serde);
+        if (out->node >= 0)
+                out->key_changed = s->key_changed;
         br->parent     = out;
         br->split_node = out ? out->node : -1;
         br->prefix     = strdup(name ? name : "");
@@ -337,6 +343,7 @@ static ks_stream_t *add_branch(ks_branched_t *br,
                       parent->value_serde);
         if (out->node < 0)
                 return out;
+        out->key_changed   = parent->key_changed;
         nb[sp->cnt].pred   = pred;
         nb[sp->cnt].opaque = opaque;
         nb[sp->cnt].child  = strdup(child);
@@ -391,10 +398,12 @@ ks_stream_t *ks_stream_merge(ks_stream_t *a,
                 return &b->error_stream;
         n->def.process = pass_process;
         /* Serdes stay known only where both sides agree. */
-        return ks__stream_new(
+        ks_stream_t *out = ks__stream_new(
                 b, n->id,
                 a->key_serde == other->key_serde ? a->key_serde : NULL,
                 a->value_serde == other->value_serde ? a->value_serde : NULL);
+        out->key_changed = a->key_changed || other->key_changed;
+        return out;
 }
 
 ks_stream_t *ks_stream_process(ks_stream_t *s,
@@ -411,7 +420,10 @@ ks_stream_t *ks_stream_process(ks_stream_t *s,
                         def->opaque_free(def->opaque);
                 return &s->b->error_stream;
         }
-        return ks__stream_add_processor(s, name, "PROCESSOR", def, NULL, NULL);
+        ks_stream_t *out =
+                ks__stream_add_processor(s, name, "PROCESSOR", def, NULL, NULL);
+        out->key_changed = out->node >= 0; /* unknown: assume changed */
+        return out;
 }
 
 /* ---- sinks and repartition

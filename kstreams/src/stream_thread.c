@@ -1,6 +1,7 @@
 /* A stream thread: one consumer (a member of the application's group) and
  * one producer; it creates tasks for the partitions it is assigned, feeds
  * them, and commits at-least-once. @locality stream thread */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include "conf_int.h"
 #include "log_int.h"
+#include "kstreams/store.h"
 #include "streams_int.h"
 
 /* A consumed record that has headers travels with them in one block; the
@@ -28,6 +30,7 @@ typedef struct assigned_s {
 
 struct ks_stream_thread_s {
         ks_streams_t *s;
+        rd_kafka_t *restorer; /* manual assignment, no group: restoration */
         int index;
         pthread_t tid;
         bool started, joined;
@@ -76,6 +79,7 @@ static ks_err_t collector_send(void *opaque,
                                int64_t ts,
                                const ks_header_t *headers,
                                size_t header_cnt,
+                               int64_t *acked,
                                char *errstr,
                                size_t errstr_size) {
         ks_stream_thread_t *t = opaque;
@@ -98,7 +102,7 @@ static ks_err_t collector_send(void *opaque,
                         RD_KAFKA_V_VALUE((void *)value.data, value.len),
                         RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_HEADERS(h),
                         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                        RD_KAFKA_V_END);
+                        RD_KAFKA_V_OPAQUE(acked), RD_KAFKA_V_END);
                 if (!err)
                         return KS_OK;
                 /* Not taken on failure; librdkafka's destroy refuses NULL. */
@@ -144,8 +148,15 @@ static void dr_msg_cb(rd_kafka_t *rk,
                       void *opaque) {
         ks_stream_thread_t *t = opaque;
         (void)rk;
-        if (!m->err)
+        /* A changelog record: its store's checkpoint may move past it. The
+         * task outlives its in-flight records (tasks close after a flush or
+         * a purge). */
+        int64_t *acked = m->_private;
+        if (!m->err) {
+                if (acked && m->offset > *acked)
+                        *acked = m->offset;
                 return;
+        }
         const char *topic = rd_kafka_topic_name(m->rkt);
         t->delivery_failed++;
         if (t->prod_handler == KS_HANDLER_FAIL) {
@@ -233,6 +244,20 @@ static bool commit(ks_stream_thread_t *t) {
                 }
         }
         rd_kafka_topic_partition_list_destroy(offsets);
+        /* Kafka first, LMDB second: a crash in between leaves a store
+         * behind its changelog, never ahead, and restoration replays only
+         * the tail. The state is committed even if the offset commit
+         * failed: it matches the acknowledged changelog either way. */
+        for (int i = 0; i < t->task_cnt; i++) {
+                ks_error_t *e = ks__task_commit_state(t->tasks[i]);
+                if (e) {
+                        ok = false;
+                        if (!t->fatal)
+                                t->fatal = ks_error_set_fatal(e, true);
+                        else
+                                ks_error_destroy(e);
+                }
+        }
         if (ok) {
                 uint64_t ms = (uint64_t)(ks_now_ms() - t0);
                 t->own.commits++;
@@ -245,6 +270,168 @@ static bool commit(ks_stream_thread_t *t) {
 
 /* ---- tasks and rebalances --------------------------------------------------
  */
+
+static bool set(rd_kafka_conf_t *c,
+                const char *name,
+                const char *value,
+                char *errstr,
+                size_t errstr_size);
+
+static bool sub_has_stores(const ks_topology_t *topo, int sub) {
+        for (int i = 0; i < topo->node_cnt; i++)
+                if (topo->nodes[i]->subtopology == sub && topo->nodes[i]->store)
+                        return true;
+        return false;
+}
+
+/* The task's LMDB environment in <state.dir>/<application.id>/<task>/. */
+static ks_error_t *open_env(ks_stream_thread_t *t,
+                            int sub,
+                            int32_t partition,
+                            ks_state_env_t **envp) {
+        char dir[1024];
+        snprintf(dir, sizeof(dir), "%s/%s/%d_%d",
+                 ks__conf_str(t->s->conf, "state.dir"), t->s->application_id,
+                 sub, (int)partition);
+        if (ks__mkdirs(dir))
+                return ks_error_new(KS_ERR_IO,
+                                    "cannot create state directory %s: %s", dir,
+                                    strerror(errno));
+        return ks_state_env_open(
+                dir, (size_t)ks__conf_int(t->s->conf, "statestore.map.size"),
+                envp);
+}
+
+static rd_kafka_t *restorer(ks_stream_thread_t *t, ks_error_t **errp) {
+        char errstr[512], group[300];
+        if (t->restorer)
+                return t->restorer;
+        rd_kafka_conf_t *c = rd_kafka_conf_new();
+        ks_error_t *err =
+                ks__rdkafka_conf(t->s->conf, KS_CONF_SIDE_CONSUMER, c);
+        /* No group membership and no commits: it only reads changelogs
+         * from the checkpoints it is given. */
+        snprintf(group, sizeof(group), "%s-restore", t->s->application_id);
+        bool ok =
+                !err && set(c, "group.id", group, errstr, sizeof(errstr)) &&
+                set(c, "enable.auto.commit", "false", errstr, sizeof(errstr)) &&
+                set(c, "isolation.level", "read_committed", errstr,
+                    sizeof(errstr)) &&
+                set(c, "queued.min.messages", "100000", errstr, sizeof(errstr));
+        if (ok)
+                t->restorer = rd_kafka_new(RD_KAFKA_CONSUMER, c, errstr,
+                                           sizeof(errstr));
+        if (!t->restorer) {
+                if (!ok || err)
+                        rd_kafka_conf_destroy(c);
+                *errp = err ? err
+                            : ks_error_new(KS_ERR_KAFKA, "restore consumer: %s",
+                                           errstr);
+        }
+        return t->restorer;
+}
+
+/* Replays a store's changelog partition from its checkpoint to the end, in
+ * large LMDB transactions, before the task processes anything. */
+static ks_error_t *restore_store(ks_stream_thread_t *t,
+                                 ks_task_t *task,
+                                 int idx) {
+        ks_task_store_info_t info;
+        ks__task_store_info(task, idx, &info);
+        int32_t p       = ks__task_partition(task);
+        ks_error_t *err = NULL;
+        rd_kafka_t *rk  = restorer(t, &err);
+        if (!rk)
+                return err;
+        int64_t lo, hi;
+        rd_kafka_resp_err_t rerr = rd_kafka_query_watermark_offsets(
+                rk, info.changelog, p, &lo, &hi, 30000);
+        if (rerr)
+                return ks_error_new(KS_ERR_KAFKA,
+                                    "restoring %s: watermarks of %s[%d]: %s",
+                                    info.name, info.changelog, (int)p,
+                                    rd_kafka_err2str(rerr));
+        int64_t from = info.checkpoint >= lo ? info.checkpoint : lo;
+        if (from >= hi)
+                return NULL; /* up to date */
+        int64_t t0 = ks_now_ms(), last_log = t0, applied = 0;
+        int64_t batch = ks__conf_int(t->s->conf, "restore.batch.records");
+        ks__log(KS_LOG_INFO,
+                "task %s: restoring store %s from %s[%d], offsets %lld..%lld "
+                "(checkpoint %lld)",
+                ks__task_id(task), info.name, info.changelog, (int)p,
+                (long long)from, (long long)hi, (long long)info.checkpoint);
+        rd_kafka_topic_partition_list_t *l =
+                rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, info.changelog, p)->offset = from;
+        rd_kafka_assign(rk, l);
+        rd_kafka_topic_partition_list_destroy(l);
+        rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(rk);
+        int64_t next = from, since_commit = 0;
+        while (!err && next < hi) {
+                if (atomic_load(&t->s->stop)) {
+                        err = ks_error_new(KS_ERR_STATE,
+                                           "restoring %s: stopped", info.name);
+                        break;
+                }
+                /* Ask for no more than what is left: the batch call waits
+                 * until it has that many or the timeout passes. */
+                size_t want = (size_t)t->batch_size;
+                if ((int64_t)want > hi - next)
+                        want = (size_t)(hi - next);
+                ssize_t n =
+                        rd_kafka_consume_batch_queue(q, 1000, t->batch, want);
+                for (ssize_t i = 0; i < n; i++) {
+                        rd_kafka_message_t *m = t->batch[i];
+                        if (!err && m->err &&
+                            m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                                err = ks_error_new(
+                                        KS_ERR_KAFKA, "restoring %s: %s",
+                                        info.name, rd_kafka_message_errstr(m));
+                        else if (!err && !m->err) {
+                                err = ks__task_restore_put(
+                                        task, idx,
+                                        (ks_bytes_t){m->key, m->key_len},
+                                        (ks_bytes_t){m->payload, m->len});
+                                next = m->offset + 1;
+                                applied++;
+                                since_commit++;
+                        }
+                        rd_kafka_message_destroy(m);
+                }
+                if (!err && since_commit >= batch) {
+                        err          = ks__task_restore_commit(task, idx, next);
+                        since_commit = 0;
+                }
+                int64_t now = ks_now_ms();
+                if (now - last_log >= 5000) {
+                        last_log = now;
+                        ks__log(KS_LOG_INFO,
+                                "task %s: restoring %s: %lld records, %lld "
+                                "remaining, %.0f records/s",
+                                ks__task_id(task), info.name,
+                                (long long)applied, (long long)(hi - next),
+                                (double)applied * 1000.0 /
+                                        (double)(now - t0 + 1));
+                }
+        }
+        /* Compacted changelogs have gaps: the end is the high watermark. */
+        if (!err)
+                err = ks__task_restore_commit(task, idx, hi);
+        rd_kafka_assign(rk, NULL);
+        rd_kafka_queue_destroy(q);
+        int64_t ms = ks_now_ms() - t0;
+        t->own.records_restored += (uint64_t)applied;
+        t->own.restore_ms += (uint64_t)ms;
+        if (!err)
+                ks__log(KS_LOG_INFO,
+                        "task %s: restored %s: %lld records in %lld ms "
+                        "(%.0f records/s)",
+                        ks__task_id(task), info.name, (long long)applied,
+                        (long long)ms,
+                        (double)applied * 1000.0 / (double)(ms + 1));
+        return err;
+}
 
 static ks_task_t *task_get(ks_stream_thread_t *t,
                            int sub,
@@ -261,15 +448,24 @@ static ks_task_t *task_get(ks_stream_thread_t *t,
                 *errp = ks_error_new(KS_ERR_NOMEM, "out of memory");
                 return NULL;
         }
-        t->tasks = nt;
+        t->tasks            = nt;
+        ks_state_env_t *env = NULL;
+        if (sub_has_stores(t->s->topology, sub)) {
+                *errp = open_env(t, sub, partition, &env);
+                if (*errp)
+                        return NULL;
+        }
         ks_task_t *task =
                 ks__task_new(t->s->topology, sub, partition, t->s->conf,
-                             &t->collector, errstr, sizeof(errstr));
+                             &t->collector, env, errstr, sizeof(errstr));
         if (!task) {
                 *errp = ks_error_new(KS_ERR_INVALID_ARG, "%s", errstr);
                 return NULL;
         }
-        *errp = ks__task_init(task);
+        for (int i = 0; i < ks__task_store_count(task) && !*errp; i++)
+                *errp = restore_store(t, task, i);
+        if (!*errp)
+                *errp = ks__task_init(task);
         if (*errp) {
                 ks__task_destroy(task);
                 return NULL;
@@ -279,6 +475,13 @@ static ks_task_t *task_get(ks_stream_thread_t *t,
 }
 
 static void close_all_tasks(ks_stream_thread_t *t) {
+        /* Delivery reports point into tasks (changelog checkpoints): none
+         * may be outstanding when they go. */
+        if (t->task_cnt && rd_kafka_flush(t->producer, 30000)) {
+                rd_kafka_purge(t->producer, RD_KAFKA_PURGE_F_QUEUE |
+                                                    RD_KAFKA_PURGE_F_INFLIGHT);
+                rd_kafka_flush(t->producer, 5000);
+        }
         /* Forget the partitions first: buffered records released by the
          * tasks' close were not processed and must not move offsets. */
         for (int i = 0; i < t->assigned_cnt; i++)
@@ -481,6 +684,8 @@ static void publish_metrics(ks_stream_thread_t *t) {
                 t->closed.dropped_production + t->delivery_failed;
         m.dead_lettered += t->closed.dead_lettered; /* own: delivery DLQ */
         m.punctuations += t->closed.punctuations;
+        m.dropped_late += t->closed.dropped_late;
+        m.dropped_skipped += t->closed.dropped_skipped;
         for (int i = 0; i < t->task_cnt; i++)
                 ks__metrics_add_task(&m, ks__task_metrics(t->tasks[i]));
         m.assigned_partitions = (uint64_t)t->assigned_cnt;
@@ -702,6 +907,8 @@ void ks__stream_thread_destroy(ks_stream_thread_t *t) {
                 rd_kafka_destroy(t->consumer);
         if (t->producer)
                 rd_kafka_destroy(t->producer);
+        if (t->restorer)
+                rd_kafka_destroy(t->restorer);
         ks_error_destroy(t->fatal);
         free(t->batch);
         pthread_mutex_destroy(&t->mlock);
@@ -730,6 +937,10 @@ void ks__stream_thread_metrics(ks_stream_thread_t *t,
         if (m->commit_latency_ms_max > out->commit_latency_ms_max)
                 out->commit_latency_ms_max = m->commit_latency_ms_max;
         out->rebalances += m->rebalances;
+        out->dropped_late += m->dropped_late;
+        out->dropped_skipped += m->dropped_skipped;
+        out->records_restored += m->records_restored;
+        out->restore_ms += m->restore_ms;
         out->assigned_partitions += m->assigned_partitions;
         out->active_tasks += m->active_tasks;
         pthread_mutex_unlock(&t->mlock);

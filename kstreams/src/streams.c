@@ -3,11 +3,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "conf_int.h"
 #include "log_int.h"
 #include "streams_int.h"
+
+ks_err_t ks__mkdirs(const char *path) {
+        char buf[1024];
+        snprintf(buf, sizeof(buf), "%s", path);
+        for (char *p = buf + 1; *p; p++) {
+                if (*p != '/')
+                        continue;
+                *p = '\0';
+                if (mkdir(buf, 0755) && errno != EEXIST)
+                        return KS_ERR_IO;
+                *p = '/';
+        }
+        return mkdir(buf, 0755) && errno != EEXIST ? KS_ERR_IO : KS_OK;
+}
 
 const char *ks_state_name(ks_state_t state) {
         static const char *const names[] = {"CREATED",     "REBALANCING",
@@ -256,6 +271,8 @@ void ks__metrics_add_task(ks_streams_metrics_t *out,
         out->dropped_production += m->dropped_production;
         out->dead_lettered += m->dead_lettered;
         out->punctuations += m->punctuations;
+        out->dropped_late += m->dropped_late;
+        out->dropped_skipped += m->dropped_skipped;
 }
 
 void ks_streams_metrics(const ks_streams_t *s, ks_streams_metrics_t *out) {

@@ -11,6 +11,9 @@
 
 typedef struct ks_stream_thread_s ks_stream_thread_t;
 
+/** Creates @p path and its parents (mode 0755). */
+ks_err_t ks__mkdirs(const char *path);
+
 struct ks_streams_s {
         const ks_topology_t *topology;
         ks_conf_t *conf;

@@ -56,11 +56,15 @@ ks_task_t *ks__task_new(const ks_topology_t *t,
                         int32_t partition,
                         const ks_conf_t *conf,
                         const ks_collector_t *collector,
+                        ks_state_env_t *env,
                         char *errstr,
                         size_t errstr_size) {
         ks_task_t *task = calloc(1, sizeof(*task));
-        if (!task)
+        if (!task) {
+                ks_state_env_close(env);
                 goto err_oom;
+        }
+        task->env            = env;
         task->topology       = t;
         task->conf           = conf;
         task->collector      = collector;
@@ -71,10 +75,14 @@ ks_task_t *ks__task_new(const ks_topology_t *t,
         task->log_interval   = ks__conf_int(conf, "log.rate.limit.ms");
         snprintf(task->id, sizeof(task->id), "%d_%" PRId32, subtopology,
                  partition);
-        task->states      = calloc((size_t)t->node_cnt, sizeof(void *));
-        task->sink_topics = calloc((size_t)t->node_cnt, sizeof(char *));
-        task->punct_arena = ks_arena_new(4096);
-        if (!task->states || !task->sink_topics || !task->punct_arena)
+        task->states          = calloc((size_t)t->node_cnt, sizeof(void *));
+        task->stores          = calloc((size_t)t->node_cnt, sizeof(void *));
+        task->changelogs      = calloc((size_t)t->node_cnt, sizeof(char *));
+        task->changelog_acked = calloc((size_t)t->node_cnt, sizeof(int64_t));
+        task->sink_topics     = calloc((size_t)t->node_cnt, sizeof(char *));
+        task->punct_arena     = ks_arena_new(4096);
+        if (!task->states || !task->sink_topics || !task->punct_arena ||
+            !task->stores || !task->changelogs || !task->changelog_acked)
                 goto err_oom;
         for (int i = 0; i < t->node_cnt; i++) {
                 const ks_node_t *n = t->nodes[i];
@@ -89,6 +97,8 @@ ks_task_t *ks__task_new(const ks_topology_t *t,
                         goto err_oom;
         }
         ks_error_t *err = check_handlers(task);
+        if (!err)
+                err = ks__task_open_stores(task);
         if (err) {
                 snprintf(errstr, errstr_size, "%s", ks_error_message(err));
                 ks_error_destroy(err);
@@ -197,6 +207,12 @@ void ks__task_destroy(ks_task_t *task) {
         if (task->sink_topics)
                 for (int i = 0; i < t->node_cnt; i++)
                         free(task->sink_topics[i]);
+        ks__task_close_stores(task);
+        for (int i = 0; task->changelogs && i < t->node_cnt; i++)
+                free(task->changelogs[i]);
+        free(task->stores);
+        free(task->changelogs);
+        free(task->changelog_acked);
         free(task->sink_topics);
         free(task->states);
         ks_arena_destroy(task->punct_arena);
@@ -334,7 +350,7 @@ static ks_err_t dead_letter(ks_task_t *task,
         char errstr[256];
         ks_err_t err =
                 c->send(c->opaque, task->dlq_topic, p, rec->key, rec->value,
-                        rec->timestamp, hdrs, n, errstr, sizeof(errstr));
+                        rec->timestamp, hdrs, n, NULL, errstr, sizeof(errstr));
         if (err)
                 ks__log(KS_LOG_ERROR,
                         "task %s: could not send a record to the dead-letter "
@@ -530,6 +546,13 @@ int ks__task_process_one(ks_task_t *task, ks_error_t **errp) {
                 return -1;
         *errp = punctuate(task, KS_PUNCTUATE_STREAM_TIME, task->stream_time);
         return *errp ? -1 : 1;
+}
+
+void ks__changelog_topic_name(const char *application_id,
+                              const char *store,
+                              char *out,
+                              size_t out_size) {
+        snprintf(out, out_size, "%s-%s-changelog", application_id, store);
 }
 
 const ks_task_metrics_t *ks__task_metrics(const ks_task_t *task) {

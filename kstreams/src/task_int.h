@@ -8,6 +8,8 @@
 #include "kstreams/error.h"
 #include "topology_int.h"
 
+struct ks_state_env_s;
+
 /** A record as it arrived, bytes not yet deserialized. The bytes and
  *  headers stay valid until the collector's release() is called. */
 typedef struct ks_raw_record_s {
@@ -24,7 +26,9 @@ typedef struct ks_raw_record_s {
 
 /** Where a task's output goes: in-memory topics (driver) or a producer. */
 typedef struct ks_collector_s {
-        /** Sends one record. @p partition -1 lets the producer choose. */
+        /** Sends one record. @p partition -1 lets the producer choose.
+         *  @p acked, when not NULL, is raised to the record's offset once
+         *  the broker acknowledges it (changelog checkpoints). */
         ks_err_t (*send)(void *opaque,
                          const char *topic,
                          int32_t partition,
@@ -33,6 +37,7 @@ typedef struct ks_collector_s {
                          int64_t timestamp,
                          const ks_header_t *headers,
                          size_t header_cnt,
+                         int64_t *acked,
                          char *errstr,
                          size_t errstr_size);
         /** @returns the topic's partition count, or -1 if unknown. */
@@ -54,17 +59,22 @@ typedef struct ks_task_metrics_s {
         uint64_t dropped_production;
         uint64_t dead_lettered;
         uint64_t punctuations;
+        uint64_t dropped_late;    /* records for windows already closed */
+        uint64_t dropped_skipped; /* null keys/values an aggregation skips */
 } ks_task_metrics_t;
 
 typedef struct ks_task_s ks_task_t;
 
 /** Returns a new task; free with ks__task_destroy(). Borrows @p topology,
- *  @p conf and @p collector, which must outlive it. */
+ *  @p conf and @p collector, which must outlive it. Takes ownership of
+ *  @p env in every case (closed on failure): the task's stores are
+ *  persistent in it; with NULL they are in memory (the test driver). */
 KS_EXPORT ks_task_t *ks__task_new(const ks_topology_t *topology,
                                   int subtopology,
                                   int32_t partition,
                                   const ks_conf_t *conf,
                                   const ks_collector_t *collector,
+                                  struct ks_state_env_s *env,
                                   char *errstr,
                                   size_t errstr_size);
 /** Checks the error-handler settings (a dead-letter handler needs a
@@ -100,6 +110,43 @@ KS_EXPORT int ks__task_process_one(ks_task_t *task, ks_error_t **errp);
 KS_EXPORT ks_error_t *ks__task_punctuate_wall(ks_task_t *task, int64_t now_ms);
 
 KS_EXPORT const ks_task_metrics_t *ks__task_metrics(const ks_task_t *task);
+/* ---- state (task_state.c) ---------------------------------------------- */
+
+/** What the runtime needs to know of one of the task's stores. */
+typedef struct ks_task_store_info_s {
+        const char *name;
+        const char *changelog; /* full topic name */
+        int kind;              /* ks_store_kind_t */
+        int64_t checkpoint;    /* next changelog offset to restore; -1 */
+} ks_task_store_info_t;
+
+KS_EXPORT int ks__task_store_count(const ks_task_t *task);
+KS_EXPORT void ks__task_store_info(const ks_task_t *task,
+                                   int idx,
+                                   ks_task_store_info_t *out);
+/** Applies one changelog record to store @p idx (restoration). */
+KS_EXPORT ks_error_t *ks__task_restore_put(ks_task_t *task,
+                                           int idx,
+                                           ks_bytes_t key,
+                                           ks_bytes_t value);
+/** Commits restored records with the checkpoint @p next_offset. */
+KS_EXPORT ks_error_t *ks__task_restore_commit(ks_task_t *task,
+                                              int idx,
+                                              int64_t next_offset);
+/**
+ * Commits the task's state after its changelog records were acknowledged:
+ * each store's checkpoint becomes its last acknowledged changelog offset + 1,
+ * written in the same LMDB transaction as the data. No-op without stores.
+ */
+KS_EXPORT ks_error_t *ks__task_commit_state(ks_task_t *task);
+/** Drops uncommitted state writes (after a failed commit). */
+KS_EXPORT void ks__task_abort_state(ks_task_t *task);
+
+/** The full name of a store's changelog topic. */
+KS_EXPORT void ks__changelog_topic_name(const char *application_id,
+                                        const char *store,
+                                        char *out,
+                                        size_t out_size);
 KS_EXPORT const char *ks__task_id(const ks_task_t *task);
 KS_EXPORT int64_t ks__task_stream_time(const ks_task_t *task);
 KS_EXPORT int ks__task_subtopology(const ks_task_t *task);

@@ -3,6 +3,7 @@
 #define KS_TASK_PRIV_H
 
 #include "conf_int.h"
+#include "kstreams/store.h"
 #include "log_int.h"
 #include "task_int.h"
 
@@ -61,6 +62,10 @@ struct ks_task_s {
         const char *application_id;
         void **states;      /* per node id */
         char **sink_topics; /* full internal topic names, per node id */
+        void **stores;      /* per node id: ks_kv_store_t / window store */
+        char **changelogs;  /* per node id: its store's changelog topic */
+        int64_t *changelog_acked; /* per node id: last acknowledged offset */
+        ks_state_env_t *env;      /* persistent stores; NULL: in memory */
         ks_queue_t *queues;
         int queue_cnt;
         int64_t stream_time;
@@ -84,5 +89,21 @@ ks_err_t ks__task_run_node(ks_ctx_t *ctx,
                            const void *value);
 
 int64_t ks__task_wall_clock(const ks_task_t *task);
+/** Creates the stores of the task's nodes (task_state.c). */
+ks_error_t *ks__task_open_stores(ks_task_t *task);
+void ks__task_close_stores(ks_task_t *task);
+
+/* For the DSL's stateful processors. @locality stream thread */
+ks_kv_store_t *ks__ctx_kv_store(ks_ctx_t *ctx);
+ks_window_store_t *ks__ctx_window_store(ks_ctx_t *ctx);
+ks_session_store_t *ks__ctx_session_store(ks_ctx_t *ctx);
+/** Any store of the task by name (for nodes with a store reference);
+ *  NULL if the task has none of that name. Cast by the store's kind. */
+void *ks__ctx_store_named(ks_ctx_t *ctx, const char *name);
+/** Sends a change of the current node's store to its changelog. */
+ks_err_t ks__ctx_log_change(ks_ctx_t *ctx, ks_bytes_t key, ks_bytes_t value);
+void ks__ctx_count_late(ks_ctx_t *ctx);
+/** Counts a record an aggregation cannot use (null key or value). */
+void ks__ctx_count_skipped(ks_ctx_t *ctx);
 
 #endif

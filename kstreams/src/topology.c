@@ -14,6 +14,19 @@ static int uf_find(int *parent, int x) {
 
 static bool validate(ks_builder_t *b) {
         int sources = 0;
+        for (int i = 0; i < b->node_cnt; i++)
+                for (int j = 0; j < i && b->nodes[i]->store; j++)
+                        if (b->nodes[j]->store &&
+                            !strcmp(b->nodes[j]->store->name,
+                                    b->nodes[i]->store->name)) {
+                                ks__builder_fail(b,
+                                                 "%s: store name %s is "
+                                                 "already used by %s",
+                                                 b->nodes[i]->name,
+                                                 b->nodes[i]->store->name,
+                                                 b->nodes[j]->name);
+                                return false;
+                        }
         for (int i = 0; i < b->node_cnt; i++) {
                 ks_node_t *n = b->nodes[i];
                 if (n->kind == KS_NODE_SOURCE)
@@ -46,6 +59,20 @@ static bool validate(ks_builder_t *b) {
                                         }
                         }
         }
+        for (int i = 0; i < b->node_cnt; i++)
+                for (int r = 0; r < b->nodes[i]->store_ref_cnt; r++) {
+                        bool found = false;
+                        for (int j = 0; j < b->node_cnt && !found; j++)
+                                found = b->nodes[j]->store &&
+                                        !strcmp(b->nodes[j]->store->name,
+                                                b->nodes[i]->store_refs[r]);
+                        if (!found) {
+                                ks__builder_fail(b, "%s: no store named %s",
+                                                 b->nodes[i]->name,
+                                                 b->nodes[i]->store_refs[r]);
+                                return false;
+                        }
+                }
         if (!sources) {
                 ks__builder_fail(b, "the topology has no source");
                 return false;
@@ -91,6 +118,19 @@ ks_topology_t *ks_builder_build(ks_builder_t *b,
                         if (x != y)
                                 uf[x > y ? x : y] = x < y ? x : y;
                 }
+        /* Nodes that share a store share a task (Kafka Streams does the
+         * same), so a store reference joins the owner's sub-topology. */
+        for (int i = 0; i < b->node_cnt; i++)
+                for (int r = 0; r < b->nodes[i]->store_ref_cnt; r++)
+                        for (int j = 0; j < b->node_cnt; j++) {
+                                const ks_store_spec_t *st = b->nodes[j]->store;
+                                if (!st || strcmp(st->name,
+                                                  b->nodes[i]->store_refs[r]))
+                                        continue;
+                                int x = uf_find(uf, i), y = uf_find(uf, j);
+                                if (x != y)
+                                        uf[x > y ? x : y] = x < y ? x : y;
+                        }
         int subs = 0;
         for (int i = 0; i < b->node_cnt; i++) {
                 int root = uf_find(uf, i);
@@ -201,8 +241,8 @@ static ks_err_t describe_node(const ks_topology_t *t,
                         err = ks_buf_appendf(out, "])\n");
                 break;
         case KS_NODE_PROCESSOR:
-                err = ks_buf_appendf(out, "    Processor: %s (stores: [])\n",
-                                     n->name);
+                err = ks_buf_appendf(out, "    Processor: %s (stores: [%s])\n",
+                                     n->name, n->store ? n->store->name : "");
                 break;
         case KS_NODE_SINK:
                 if (n->topic_fn)

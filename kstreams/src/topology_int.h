@@ -12,6 +12,21 @@ typedef enum ks_node_kind_e {
         KS_NODE_SINK
 } ks_node_kind_t;
 
+typedef enum ks_store_kind_e {
+        KS_STORE_KV,
+        KS_STORE_WINDOW,
+        KS_STORE_SESSION
+} ks_store_kind_t;
+
+/** A store a processor owns: created per task, changelogged to
+ *  <application.id>-<name>-changelog. */
+typedef struct ks_store_spec_s {
+        char *name;
+        ks_store_kind_t kind;
+        int64_t retention_ms; /* window stores */
+        int64_t segment_ms;
+} ks_store_spec_t;
+
 typedef struct ks_node_s {
         char *name;
         ks_node_kind_t kind;
@@ -41,6 +56,11 @@ typedef struct ks_node_s {
         const char *topic_fn_label;
 
         ks_processor_def_t def;
+        ks_store_spec_t *store; /* processors that keep state: one store */
+        /* Stores of other nodes this one reads (a stream-table join reads
+         * the table's): they share a sub-topology and a task. */
+        char **store_refs;
+        int store_ref_cnt;
 } ks_node_t;
 
 struct ks_topology_s {

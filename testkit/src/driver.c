@@ -177,6 +177,7 @@ static ks_err_t collector_send(void *opaque,
                                int64_t ts,
                                const ks_header_t *headers,
                                size_t header_cnt,
+                               int64_t *acked,
                                char *errstr,
                                size_t errstr_size) {
         ks_test_driver_t *drv = opaque;
@@ -185,8 +186,12 @@ static ks_err_t collector_send(void *opaque,
                 snprintf(errstr, errstr_size, "topic %s: out of memory", topic);
                 return KS_ERR_NOMEM;
         }
-        return append(drv, t, partition, key, value, ts, headers, header_cnt,
-                      errstr, errstr_size);
+        ks_err_t err = append(drv, t, partition, key, value, ts, headers,
+                              header_cnt, errstr, errstr_size);
+        /* Acknowledged at once: the record is in the topic. */
+        if (!err && acked)
+                *acked = t->next_offset[partition < 0 ? 0 : partition] - 1;
+        return err;
 }
 
 static int32_t collector_partitions(void *opaque, const char *topic) {
@@ -312,6 +317,41 @@ static int32_t sub_input_partitions(ks_test_driver_t *drv, int sub) {
         return max ? max : drv->default_partitions;
 }
 
+/* As the runtime requires (admin.c): a task reads partition N of every
+ * input of its sub-topology, so the inputs must be co-partitioned. The
+ * driver refuses what production would refuse. */
+static ks_error_t *check_copartitioned(ks_test_driver_t *drv, int sub) {
+        const ks_topology_t *topo = drv->topology;
+        const char *first         = NULL;
+        int32_t count             = 0;
+        for (int k = 0; k < drv->topic_cnt; k++) {
+                const drv_topic_t *t = &drv->topics[k];
+                bool read            = false;
+                for (int i = 0; i < topo->node_cnt && !read; i++) {
+                        const ks_node_t *n = topo->nodes[i];
+                        read               = n->subtopology == sub &&
+                               n->kind == KS_NODE_SOURCE &&
+                               ks__source_reads(n, drv->application_id,
+                                                t->name);
+                }
+                if (!read)
+                        continue;
+                if (!first) {
+                        first = t->name;
+                        count = t->partitions;
+                } else if (t->partitions != count) {
+                        return ks_error_new(
+                                KS_ERR_TOPOLOGY,
+                                "sub-topology %d reads topics that are not "
+                                "co-partitioned: %s has %" PRId32
+                                " partitions, %s has %" PRId32
+                                "; give them the same partition count",
+                                sub, first, count, t->name, t->partitions);
+                }
+        }
+        return NULL;
+}
+
 /* Sizes repartition topics as Kafka Streams does (the upstream
  * sub-topology's input partition count unless given), then creates one task
  * per (sub-topology, partition). */
@@ -350,6 +390,9 @@ static ks_error_t *start(ks_test_driver_t *drv) {
         if (!drv->tasks_per_sub)
                 return ks_error_new(KS_ERR_NOMEM, "out of memory");
         for (int s = 0; s < subs; s++) {
+                ks_error_t *cerr = check_copartitioned(drv, s);
+                if (cerr)
+                        return cerr;
                 int32_t cnt = sub_input_partitions(drv, s);
                 if (cnt < 0)
                         return ks_error_new(KS_ERR_TOPOLOGY,
@@ -358,6 +401,20 @@ static ks_error_t *start(ks_test_driver_t *drv) {
                                             "cycle of repartitions?)",
                                             s);
                 drv->tasks_per_sub[s] = cnt;
+                /* Changelogs have one partition per task. */
+                for (int i = 0; i < topo->node_cnt; i++) {
+                        const ks_node_t *n = topo->nodes[i];
+                        char name[512];
+                        if (n->subtopology != s || !n->store)
+                                continue;
+                        ks__changelog_topic_name(drv->application_id,
+                                                 n->store->name, name,
+                                                 sizeof(name));
+                        if (!ks__drv_topic(drv, name) &&
+                            !topic_add(drv, name, cnt))
+                                return ks_error_new(KS_ERR_NOMEM,
+                                                    "out of memory");
+                }
                 for (int32_t p = 0; p < cnt; p++) {
                         ks_task_t **nt = realloc(
                                 drv->tasks,
@@ -367,8 +424,8 @@ static ks_error_t *start(ks_test_driver_t *drv) {
                                                     "out of memory");
                         drv->tasks      = nt;
                         ks_task_t *task = ks__task_new(topo, s, p, drv->conf,
-                                                       &drv->collector, errstr,
-                                                       sizeof(errstr));
+                                                       &drv->collector, NULL,
+                                                       errstr, sizeof(errstr));
                         if (!task)
                                 return ks_error_new(KS_ERR_INVALID_ARG, "%s",
                                                     errstr);
@@ -536,6 +593,9 @@ uint64_t ks_test_driver_metric(const ks_test_driver_t *drv, const char *name) {
                  offsetof(ks_task_metrics_t, dropped_production)},
                 {"dead-lettered", offsetof(ks_task_metrics_t, dead_lettered)},
                 {"punctuations", offsetof(ks_task_metrics_t, punctuations)},
+                {"dropped-late", offsetof(ks_task_metrics_t, dropped_late)},
+                {"dropped-skipped",
+                 offsetof(ks_task_metrics_t, dropped_skipped)},
         };
         if (!strcmp(name, "tasks"))
                 return (uint64_t)drv->task_cnt;

@@ -53,14 +53,15 @@ static void on_state(ks_streams_t *s, ks_state_t n, ks_state_t o, void *op) {
 int main(int argc, char **argv) {
         const char *bootstrap = NULL, *app = NULL, *input = NULL,
                    *input2 = NULL, *output = NULL, *mode = "filter",
-                   *dlq = NULL, *threads = "1", *commit_ms = "200";
+                   *dlq = NULL, *threads = "1", *commit_ms = "200",
+                   *state_dir             = "/tmp/kstreams";
         static const struct option opts[] = {
                 {"bootstrap", 1, NULL, 'b'}, {"app-id", 1, NULL, 'a'},
                 {"input", 1, NULL, 'i'},     {"input2", 1, NULL, 'j'},
                 {"output", 1, NULL, 'o'},    {"mode", 1, NULL, 'm'},
                 {"dlq", 1, NULL, 'd'},       {"threads", 1, NULL, 't'},
                 {"commit-ms", 1, NULL, 'c'}, {"help", 0, NULL, 'h'},
-                {NULL, 0, NULL, 0}};
+                {"state-dir", 1, NULL, 's'}, {NULL, 0, NULL, 0}};
         int c;
         while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
                 switch (c) {
@@ -91,12 +92,16 @@ int main(int argc, char **argv) {
                 case 'c':
                         commit_ms = optarg;
                         break;
+                case 's':
+                        state_dir = optarg;
+                        break;
                 default:
                         fprintf(stderr,
                                 "usage: ks_test_app --bootstrap B --app-id A "
                                 "--input T --output O [--mode "
-                                "filter|repartition|merge --input2 T2] "
-                                "[--dlq T] [--threads N] [--commit-ms N]\n");
+                                "filter|repartition|count|merge --input2 "
+                                "T2] [--dlq T] [--threads N] [--commit-ms "
+                                "N] [--state-dir D]\n");
                         return c == 'h' ? 0 : 2;
                 }
         }
@@ -124,6 +129,12 @@ int main(int argc, char **argv) {
                 ks_stream_to(ks_stream_repartition(k, "by-user",
                                                    ks_serde_string(), NULL, 0),
                              output, NULL, NULL);
+        } else if (!strcmp(mode, "count")) {
+                /* Counts per key in the store "counts": a changelogged,
+                 * persistent store restored on restart or migration. */
+                ks_table_t *t = ks_grouped_count(
+                        ks_stream_group_by_key(in, NULL, NULL), "counts");
+                ks_stream_to(ks_table_to_stream(t, NULL), output, NULL, NULL);
         } else if (!strcmp(mode, "merge") && input2) {
                 ks_stream_t *in2 = ks_builder_stream(
                         b, input2, ks_serde_string(), ks_serde_json());
@@ -148,6 +159,7 @@ int main(int argc, char **argv) {
             ks_conf_set(conf, "commit.interval.ms", commit_ms, err,
                         sizeof(err)) ||
             ks_conf_set(conf, "startup.timeout.ms", "5000", err, sizeof(err)) ||
+            ks_conf_set(conf, "state.dir", state_dir, err, sizeof(err)) ||
             (dlq &&
              (ks_conf_set(conf, "errors.dead.letter.queue.topic.name", dlq, err,
                           sizeof(err)) ||
@@ -187,12 +199,13 @@ int main(int argc, char **argv) {
         ks_streams_metrics(s, &m);
         fprintf(stderr,
                 "ks_test_app: exit: processed=%llu produced=%llu "
-                "dead_lettered=%llu commits=%llu rebalances=%llu\n",
+                "dead_lettered=%llu commits=%llu rebalances=%llu "
+                "restored=%llu\n",
                 (unsigned long long)m.records_processed,
                 (unsigned long long)m.records_produced,
                 (unsigned long long)m.dead_lettered,
-                (unsigned long long)m.commits,
-                (unsigned long long)m.rebalances);
+                (unsigned long long)m.commits, (unsigned long long)m.rebalances,
+                (unsigned long long)m.records_restored);
         ks_streams_destroy(s);
         ks_topology_destroy(topo);
         return rc;

@@ -13,6 +13,7 @@
 #include "processor.h"
 #include "serde.h"
 #include "streams.h"
+#include "table.h"
 #include "timestamp.h"
 #include "topology.h"
 

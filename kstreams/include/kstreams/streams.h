@@ -92,6 +92,10 @@ typedef struct ks_streams_metrics_s {
         uint64_t dropped_production;
         uint64_t dead_lettered;
         uint64_t punctuations;
+        uint64_t dropped_late;     /**< records for windows already closed */
+        uint64_t dropped_skipped;  /**< null keys/values aggregations skip */
+        uint64_t records_restored; /**< changelog records replayed */
+        uint64_t restore_ms;       /**< time spent restoring */
         uint64_t commits;
         uint64_t commit_failures;
         uint64_t commit_latency_ms_total; /**< sum over commits */

@@ -113,7 +113,9 @@ KS_EXPORT int32_t ks_test_driver_partitions(const ks_test_driver_t *drv,
 /**
  * Sums a counter over all tasks: "records-consumed", "records-processed",
  * "records-produced", "dropped-deserialization", "dropped-processing",
- * "dropped-production", "dead-lettered", "punctuations", "tasks".
+ * "dropped-production", "dead-lettered", "punctuations", "dropped-late"
+ * (records for closed windows), "dropped-skipped" (null keys or values an
+ * aggregation cannot use), "tasks".
  * @returns the sum, or UINT64_MAX for an unknown name.
  */
 KS_EXPORT uint64_t ks_test_driver_metric(const ks_test_driver_t *drv,
