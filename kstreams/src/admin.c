@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "conf_int.h"
 #include "log_int.h"
@@ -146,6 +147,47 @@ static ks_error_t *check_sources(ks_streams_t *s, const plan_t *plan) {
         return NULL;
 }
 
+/* A topic just created has no partition leaders for a moment; a task
+ * that reads or restores it before then fails. Wait until every partition
+ * of the new topics has a leader. */
+static ks_error_t *wait_for_leaders(rd_kafka_t *rk,
+                                    const rd_kafka_topic_result_t **res,
+                                    size_t cnt,
+                                    int timeout_ms) {
+        int64_t deadline = ks_now_ms() + timeout_ms;
+        for (size_t i = 0; i < cnt; i++) {
+                const char *name = rd_kafka_topic_result_name(res[i]);
+                for (;;) {
+                        const struct rd_kafka_metadata *md = NULL;
+                        rd_kafka_topic_t *rkt =
+                                rd_kafka_topic_new(rk, name, NULL);
+                        bool ready =
+                                !rd_kafka_metadata(rk, 0, rkt, &md, 5000) &&
+                                md->topic_cnt == 1 && !md->topics[0].err &&
+                                md->topics[0].partition_cnt > 0;
+                        for (int p = 0;
+                             ready && p < md->topics[0].partition_cnt; p++)
+                                ready = md->topics[0].partitions[p].leader >=
+                                                0 &&
+                                        !md->topics[0].partitions[p].err;
+                        if (md)
+                                rd_kafka_metadata_destroy(md);
+                        rd_kafka_topic_destroy(rkt);
+                        if (ready)
+                                break;
+                        if (ks_now_ms() > deadline)
+                                return ks_error_new(KS_ERR_TIMED_OUT,
+                                                    "internal topic %s has "
+                                                    "no leader for every "
+                                                    "partition after %d ms",
+                                                    name, timeout_ms);
+                        struct timespec ts = {0, 100 * 1000 * 1000};
+                        nanosleep(&ts, NULL);
+                }
+        }
+        return NULL;
+}
+
 static ks_error_t *create_topics(rd_kafka_t *rk,
                                  rd_kafka_NewTopic_t **nt,
                                  size_t cnt,
@@ -181,6 +223,8 @@ static ks_error_t *create_topics(rd_kafka_t *rk,
                                 rd_kafka_topic_result_name(res[i]),
                                 rd_kafka_topic_result_error_string(res[i]));
         }
+        if (!err)
+                err = wait_for_leaders(rk, res, n, timeout_ms);
 out_ev:
         rd_kafka_event_destroy(ev);
 out:

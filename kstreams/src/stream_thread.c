@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "conf_int.h"
 #include "log_int.h"
@@ -344,8 +345,24 @@ static ks_error_t *restore_store(ks_stream_thread_t *t,
         if (!rk)
                 return err;
         int64_t lo, hi;
-        rd_kafka_resp_err_t rerr = rd_kafka_query_watermark_offsets(
-                rk, info.changelog, p, &lo, &hi, 30000);
+        rd_kafka_resp_err_t rerr;
+        /* Leadership may be moving (a new topic, a broker restart): retry
+         * what can succeed later, for up to a minute. */
+        for (int attempt = 0;; attempt++) {
+                rerr = rd_kafka_query_watermark_offsets(rk, info.changelog, p,
+                                                        &lo, &hi, 10000);
+                bool retriable =
+                        rerr == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
+                        rerr == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+                        rerr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                        rerr == RD_KAFKA_RESP_ERR__TIMED_OUT ||
+                        rerr == RD_KAFKA_RESP_ERR__TRANSPORT;
+                if (!rerr || !retriable || attempt >= 60 ||
+                    atomic_load(&t->s->stop))
+                        break;
+                struct timespec ts = {1, 0};
+                nanosleep(&ts, NULL);
+        }
         if (rerr)
                 return ks_error_new(KS_ERR_KAFKA,
                                     "restoring %s: watermarks of %s[%d]: %s",
