@@ -9,3 +9,6 @@ bash "$here/json-decode.sh" "$build"
 echo
 echo "== stateless topology on a real broker (bench/run-stateless.sh)"
 KS_LOG_LEVEL=${KS_LOG_LEVEL:-3} bash "$here/run-stateless.sh" "$build" "${RECORDS:-1000000}"
+echo
+echo "== state: restoration and windowed count (bench/run-state.sh)"
+KS_LOG_LEVEL=${KS_LOG_LEVEL:-3} bash "$here/run-state.sh" "$build"
