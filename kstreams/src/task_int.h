@@ -142,6 +142,11 @@ KS_EXPORT ks_error_t *ks__task_commit_state(ks_task_t *task);
 /** Drops uncommitted state writes (after a failed commit). */
 KS_EXPORT void ks__task_abort_state(ks_task_t *task);
 
+/** The task's store named @p name, or NULL; cast by its kind (*kind). */
+KS_EXPORT void *ks__task_store_named(const ks_task_t *task,
+                                     const char *name,
+                                     int *kind);
+
 /** The full name of a store's changelog topic. */
 KS_EXPORT void ks__changelog_topic_name(const char *application_id,
                                         const char *store,

@@ -188,3 +188,14 @@ void ks__task_abort_state(ks_task_t *task) {
         if (task->env)
                 ks_state_env_abort(task->env);
 }
+
+void *ks__task_store_named(const ks_task_t *task, const char *name, int *kind) {
+        const ks_topology_t *t = task->topology;
+        for (int i = 0; i < t->node_cnt; i++)
+                if (task->stores[i] &&
+                    !strcmp(t->nodes[i]->store->name, name)) {
+                        *kind = (int)t->nodes[i]->store->kind;
+                        return task->stores[i];
+                }
+        return NULL;
+}

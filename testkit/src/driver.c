@@ -6,6 +6,7 @@
 #include "conf_int.h"
 #include "driver_int.h"
 #include "kstreams/partitioner.h"
+#include "kstreams/store.h"
 
 drv_topic_t *ks__drv_topic(const ks_test_driver_t *drv, const char *name) {
         for (int i = 0; i < drv->topic_cnt; i++)
@@ -619,4 +620,47 @@ int64_t ks_test_driver_stream_time(const ks_test_driver_t *drv,
         ks_task_t *task =
                 task_for((ks_test_driver_t *)drv, subtopology, partition);
         return task ? ks__task_stream_time(task) : -1;
+}
+
+/* ---- queries on materialized stores ---------------------------------------
+ */
+
+static void *store_of(ks_test_driver_t *drv,
+                      const char *store,
+                      int32_t partition,
+                      int want_kind) {
+        ks_error_t *err = ensure_started(drv);
+        if (err) {
+                ks_error_destroy(err);
+                return NULL;
+        }
+        for (int i = 0; i < drv->task_cnt; i++) {
+                int kind;
+                void *st = ks__task_store_named(drv->tasks[i], store, &kind);
+                if (st && ks__task_partition(drv->tasks[i]) == partition)
+                        return kind == want_kind ? st : NULL;
+        }
+        return NULL;
+}
+
+ks_kv_store_t *ks_test_driver_kv_store(ks_test_driver_t *drv,
+                                       const char *store,
+                                       int32_t partition) {
+        return store_of(drv, store, partition, KS_STORE_KV);
+}
+
+ks_window_store_t *ks_test_driver_window_store(ks_test_driver_t *drv,
+                                               const char *store,
+                                               int32_t partition) {
+        return store_of(drv, store, partition, KS_STORE_WINDOW);
+}
+
+int32_t ks_test_driver_store_partitions(ks_test_driver_t *drv,
+                                        const char *store) {
+        int32_t n = 0;
+        for (int i = 0; i < drv->task_cnt; i++) {
+                int kind;
+                n += ks__task_store_named(drv->tasks[i], store, &kind) != NULL;
+        }
+        return n ? n : -1;
 }

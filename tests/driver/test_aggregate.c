@@ -93,6 +93,26 @@ START_TEST(count_by_key_emits_every_update_and_logs_it) {
                 n++;
         }
         ck_assert_int_eq(n, 5);
+        /* The store answers queries: a=3, b=1, and a range sees all. */
+        ck_assert_int_eq(ks_test_driver_store_partitions(drv, "counts"), 1);
+        ks_kv_store_t *st = ks_test_driver_kv_store(drv, "counts", 0);
+        ck_assert_ptr_nonnull(st);
+        ks_bytes_t v;
+        bool found;
+        ck_assert_ptr_null(
+                ks_kv_store_get(st, (ks_bytes_t){"a", 1}, &v, &found));
+        ck_assert(found);
+        ck_assert_int_eq(be64(v.data), 3);
+        ks_store_iter_t *it;
+        ck_assert_ptr_null(ks_kv_store_range(st, (ks_bytes_t){NULL, 0},
+                                             (ks_bytes_t){NULL, 0}, &it));
+        ks_bytes_t k;
+        int keys = 0;
+        while (ks_store_iter_next(it, &k, &v))
+                keys++;
+        ks_store_iter_destroy(it);
+        ck_assert_int_eq(keys, 3);
+        ck_assert_ptr_null(ks_test_driver_window_store(drv, "counts", 0));
         ks_buf_t d = {0};
         ks_topology_describe(topo, &d);
         ck_assert_msg(strstr(d.data, "(stores: [counts])"), "%s", d.data);
@@ -280,6 +300,26 @@ START_TEST(tumbling_windows_with_grace_drop_late_records) {
         expect_count("b", 10, 1);
         expect_end();
         ck_assert_uint_eq(ks_test_driver_metric(drv, "dropped-late"), 1);
+        /* A key's windows, queried from the store: [10,20) = 2 and
+         * [20,30) = 1 are within retention (size + grace = 15 behind the
+         * newest window); [0,10) has expired. */
+        ks_window_store_t *ws = ks_test_driver_window_store(drv, "wcounts", 0);
+        ck_assert_ptr_nonnull(ws);
+        ks_store_iter_t *it;
+        ck_assert_ptr_null(
+                ks_window_store_fetch(ws, (ks_bytes_t){"a", 1}, 0, 100, &it));
+        ks_bytes_t k, v;
+        int64_t start;
+        int64_t want[][2] = {{10, 2}, {20, 1}};
+        int n             = 0;
+        while (ks_store_iter_next_window(it, &k, &start, &v)) {
+                ck_assert_int_lt(n, 2);
+                ck_assert_int_eq(start, want[n][0]);
+                ck_assert_int_eq(be64(v.data), want[n][1]);
+                n++;
+        }
+        ks_store_iter_destroy(it);
+        ck_assert_int_eq(n, 2);
 }
 END_TEST
 

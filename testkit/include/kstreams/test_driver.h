@@ -25,6 +25,7 @@
 
 #include "kstreams/conf.h"
 #include "kstreams/error.h"
+#include "kstreams/store.h"
 #include "kstreams/topology.h"
 
 #ifdef __cplusplus
@@ -124,6 +125,26 @@ KS_EXPORT uint64_t ks_test_driver_metric(const ks_test_driver_t *drv,
 KS_EXPORT int64_t ks_test_driver_stream_time(const ks_test_driver_t *drv,
                                              int subtopology,
                                              int32_t partition);
+
+/**
+ * Queries a materialized store: returns the key-value store @p store of the
+ * task for @p partition (find a key's partition with ks_partition_for_key()
+ * and ks_test_driver_store_partitions()), for ks_kv_store_get() /
+ * ks_kv_store_range() / prefix scans. Keys and values are the serialized
+ * bytes. Returns a borrowed pointer, valid until the driver is destroyed;
+ * NULL if there is no key-value store of that name (or no such task).
+ */
+KS_EXPORT ks_kv_store_t *ks_test_driver_kv_store(ks_test_driver_t *drv,
+                                                 const char *store,
+                                                 int32_t partition);
+/** The same for window stores (ks_window_store_fetch() gets a key's
+ *  windows). */
+KS_EXPORT ks_window_store_t *ks_test_driver_window_store(ks_test_driver_t *drv,
+                                                         const char *store,
+                                                         int32_t partition);
+/** The number of tasks (partitions) that hold store @p store, -1 if none. */
+KS_EXPORT int32_t ks_test_driver_store_partitions(ks_test_driver_t *drv,
+                                                  const char *store);
 
 /**
  * Replays JSON lines in kcat's -J envelope
