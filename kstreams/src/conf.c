@@ -48,6 +48,10 @@ static const prop_t props[] = {
          "`<state.dir>/<application.id>/<task>/`, locked while open. A "
          "directory is kept after its task moves away, so that a task coming "
          "back restores only the changelog's tail."},
+        {"state.cleanup.delay.ms", PROP_INT, "600000", 0, 31536000000LL, NULL,
+         "How long the state of a task that moved away is kept (since its "
+         "last write) before it is deleted; checked at start and every "
+         "minute."},
         {"statestore.map.size", PROP_INT, "67108864", 1048576, 1099511627776LL,
          NULL, "Initial LMDB map size per task, in bytes; it grows on demand."},
         {"restore.batch.records", PROP_INT, "100000", 1, 100000000, NULL,

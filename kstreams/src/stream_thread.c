@@ -31,7 +31,9 @@ typedef struct assigned_s {
 
 struct ks_stream_thread_s {
         ks_streams_t *s;
-        rd_kafka_t *restorer; /* manual assignment, no group: restoration */
+        rd_kafka_t *restorer;     /* manual assignment, no group: restoration */
+        char app_state_dir[1024]; /* <state.dir>/<application.id> */
+        int64_t last_cleanup;
         int index;
         pthread_t tid;
         bool started, joined;
@@ -298,9 +300,22 @@ static ks_error_t *open_env(ks_stream_thread_t *t,
                 return ks_error_new(KS_ERR_IO,
                                     "cannot create state directory %s: %s", dir,
                                     strerror(errno));
-        return ks_state_env_open(
-                dir, (size_t)ks__conf_int(t->s->conf, "statestore.map.size"),
-                envp);
+        /* The directory may still be held for a moment by the instance it
+         * comes from, or by a cleanup: retry a locked one for 10 s. */
+        ks_error_t *err = NULL;
+        for (int attempt = 0; attempt < 100; attempt++) {
+                ks_error_destroy(err);
+                err = ks_state_env_open(
+                        dir,
+                        (size_t)ks__conf_int(t->s->conf, "statestore.map.size"),
+                        envp);
+                if (!err || ks_error_code(err) != KS_ERR_STATE ||
+                    atomic_load(&t->s->stop))
+                        break;
+                struct timespec ts = {0, 100 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        return err;
 }
 
 static rd_kafka_t *restorer(ks_stream_thread_t *t, ks_error_t **errp) {
@@ -741,6 +756,14 @@ static void *thread_main(void *arg) {
                 }
                 if (!err && ks_now_ms() - t->last_commit >= t->commit_interval)
                         commit(t);
+                /* Thread 0 keeps the state directory tidy. */
+                if (t->index == 0 && ks_now_ms() - t->last_cleanup >= 60000) {
+                        t->last_cleanup = ks_now_ms();
+                        ks__state_cleanup(
+                                t->app_state_dir,
+                                ks__conf_int(s->conf, "state.cleanup.delay.ms"),
+                                t->last_cleanup);
+                }
                 publish_metrics(t);
         }
         if (!err) {
@@ -868,6 +891,9 @@ ks_stream_thread_t *ks__stream_thread_new(ks_streams_t *s,
         }
         t->s     = s;
         t->index = index;
+        snprintf(t->app_state_dir, sizeof(t->app_state_dir), "%s/%s",
+                 ks__conf_str(s->conf, "state.dir"), s->application_id);
+        t->last_cleanup = ks_now_ms();
         pthread_mutex_init(&t->mlock, NULL);
         t->batch_size      = (int)ks__conf_int(s->conf, "consume.batch.size");
         t->commit_interval = ks__conf_int(s->conf, "commit.interval.ms");

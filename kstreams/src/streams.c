@@ -171,6 +171,12 @@ ks_error_t *ks_streams_start(ks_streams_t *s) {
         ks_error_t *err = ks__streams_prepare_topics(s);
         if (err)
                 return err;
+        char app_dir[1024];
+        snprintf(app_dir, sizeof(app_dir), "%s/%s",
+                 ks__conf_str(s->conf, "state.dir"), s->application_id);
+        ks__state_cleanup(app_dir,
+                          ks__conf_int(s->conf, "state.cleanup.delay.ms"),
+                          ks_now_ms());
         int n      = (int)ks__conf_int(s->conf, "num.stream.threads");
         s->threads = calloc((size_t)n, sizeof(*s->threads));
         if (!s->threads)

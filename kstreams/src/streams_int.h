@@ -6,10 +6,19 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "conf_int.h"
 #include "kstreams/streams.h"
 #include "task_int.h"
 
 typedef struct ks_stream_thread_s ks_stream_thread_t;
+
+/**
+ * Deletes the task directories in @p app_dir that no one holds (their LOCK
+ * is free) and that nothing wrote to for @p delay_ms. @returns how many.
+ */
+KS_EXPORT int ks__state_cleanup(const char *app_dir,
+                                int64_t delay_ms,
+                                int64_t now_ms);
 
 /** Creates @p path and its parents (mode 0755). */
 ks_err_t ks__mkdirs(const char *path);
