@@ -1,6 +1,8 @@
 /* Error names, byte buffers, time. */
 #include "kstreams/common.h"
 
+#include "bytes_int.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,4 +97,18 @@ int64_t ks_now_ms(void) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void ks__be64_put(unsigned char *out, int64_t v) {
+        uint64_t u = (uint64_t)v;
+        for (int i = 7; i >= 0; i--, u >>= 8)
+                out[i] = (unsigned char)(u & 0xff);
+}
+
+int64_t ks__be64_get(const void *p) {
+        const unsigned char *b = p;
+        uint64_t v             = 0;
+        for (int i = 0; i < 8; i++)
+                v = (v << 8) | b[i];
+        return (int64_t)v;
 }

@@ -7,12 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum prop_type_e {
-        PROP_STR,
-        PROP_INT,
-        PROP_BOOL,
-        PROP_ENUM
-} prop_type_t;
+typedef enum prop_type_e { PROP_STR, PROP_INT, PROP_ENUM } prop_type_t;
 
 typedef struct prop_s {
         const char *name;
@@ -197,12 +192,6 @@ static ks_err_t validate(const prop_t *p,
         switch (p->type) {
         case PROP_STR:
                 return KS_OK;
-        case PROP_BOOL:
-                if (!strcmp(value, "true") || !strcmp(value, "false"))
-                        return KS_OK;
-                snprintf(errstr, errstr_size, "%s: \"%s\" is not true or false",
-                         p->name, value);
-                return KS_ERR_INVALID_ARG;
         case PROP_ENUM:
                 if (enum_has(p->enums, value))
                         return KS_OK;
@@ -321,10 +310,6 @@ int64_t ks__conf_int(const ks_conf_t *conf, const char *name) {
         return strtoll(ks__conf_str(conf, name), NULL, 10);
 }
 
-bool ks__conf_bool(const ks_conf_t *conf, const char *name) {
-        return !strcmp(ks__conf_str(conf, name), "true");
-}
-
 bool ks__conf_is_set(const ks_conf_t *conf, const char *name) {
         return entry_find(conf, name) != NULL;
 }
@@ -374,8 +359,6 @@ static const char *type_name(const prop_t *p) {
         switch (p->type) {
         case PROP_INT:
                 return "integer";
-        case PROP_BOOL:
-                return "boolean";
         case PROP_ENUM:
                 return "enum";
         default:

@@ -14,7 +14,6 @@ typedef enum ks_handler_e {
  *  property is set again. Aborts on a name not in the table: a bug. */
 KS_EXPORT const char *ks__conf_str(const ks_conf_t *conf, const char *name);
 KS_EXPORT int64_t ks__conf_int(const ks_conf_t *conf, const char *name);
-KS_EXPORT bool ks__conf_bool(const ks_conf_t *conf, const char *name);
 KS_EXPORT bool ks__conf_is_set(const ks_conf_t *conf, const char *name);
 KS_EXPORT ks_handler_t ks__conf_handler(const ks_conf_t *conf,
                                         const char *name);

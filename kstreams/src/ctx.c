@@ -281,20 +281,27 @@ void *ks__ctx_store_named(ks_ctx_t *ctx, const char *name) {
         return NULL;
 }
 
-ks_err_t ks__ctx_log_change(ks_ctx_t *ctx, ks_bytes_t key, ks_bytes_t value) {
+ks_err_t ks__ctx_log_change_for(ks_ctx_t *ctx,
+                                int node,
+                                ks_bytes_t key,
+                                ks_bytes_t value) {
         ks_task_t *task         = ctx->task;
         const ks_collector_t *c = task->collector;
         char errstr[256];
         /* The changelog partition is the task's: a restoring task reads
          * back exactly its own changes. */
-        ks_err_t err = c->send(c->opaque, task->changelogs[ctx->node],
-                               task->partition, key, value, ctx->timestamp,
-                               NULL, 0, &task->changelog_acked[ctx->node],
-                               errstr, sizeof(errstr));
+        ks_err_t err =
+                c->send(c->opaque, task->changelogs[node], task->partition, key,
+                        value, ctx->timestamp, NULL, 0,
+                        &task->changelog_acked[node], errstr, sizeof(errstr));
         if (err)
                 return ks_ctx_fail(ctx, "changelog %s: %s",
-                                   task->changelogs[ctx->node], errstr);
+                                   task->changelogs[node], errstr);
         return KS_OK;
+}
+
+ks_err_t ks__ctx_log_change(ks_ctx_t *ctx, ks_bytes_t key, ks_bytes_t value) {
+        return ks__ctx_log_change_for(ctx, ctx->node, key, value);
 }
 
 void ks__ctx_count_late(ks_ctx_t *ctx) {

@@ -10,7 +10,6 @@ typedef struct op_s {
         void *fn;
         void *opaque;
         bool negate;
-        ks_stream_t *branch_of; /* unused except for splits */
 } op_t;
 
 static void op_free(void *p) {

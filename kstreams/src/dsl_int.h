@@ -4,6 +4,7 @@
 #define KS_DSL_INT_H
 
 #include "builder_int.h"
+#include "bytes_int.h"
 #include "kstreams/table.h"
 #include "task_priv.h"
 
@@ -45,10 +46,37 @@ typedef struct agg_s {
         ks_windows_t windows;
 } agg_t;
 
+/* The per-task state of every aggregation node (plain, time, session and
+ * sliding windows): reused buffers and the node's stream time. */
 typedef struct agg_state_s {
-        ks_buf_t key, value;
+        ks_buf_t key, value, ckey, agg;
         int64_t observed; /* this node's stream time, for windows */
 } agg_state_t;
+
+/** count() as an aggregation: an int64 starting at 0, plus one. */
+const void *ks__count_init(ks_arena_t *arena, void *opaque);
+const void *ks__count_add(ks_arena_t *arena,
+                          const void *key,
+                          const void *value,
+                          const void *agg,
+                          void *opaque);
+
+/** The processor init/close of every aggregation node (agg_state_t). */
+ks_err_t ks__agg_state_init(ks_ctx_t *ctx, void **state, void *opaque);
+void ks__agg_state_close(ks_ctx_t *ctx, void *state, void *opaque);
+
+/**
+ * The start of every aggregation's construction: names the store (as
+ * @p op when @p store is NULL), checks that the key and aggregate serdes
+ * are known, and returns a zeroed config of @p conf_size bytes. On failure
+ * the builder's error is set, @p agg_serde is destroyed and NULL returned.
+ */
+void *ks__agg_begin(ks_grouped_t *g,
+                    const char *store,
+                    const char *op,
+                    ks_serde_t *agg_serde,
+                    size_t conf_size,
+                    char **store_name);
 
 /** Serializes @p obj into @p buf (cleared first); a failure is recorded
  *  on the context. */
@@ -87,10 +115,6 @@ bool ks__node_add_store_ref(ks_builder_t *b, int node, const char *store);
 /** The input of an aggregation of @p g: its stream, repartitioned first
  *  through <name or @p store>-repartition when the key changed. */
 ks_stream_t *ks__grouped_input(ks_grouped_t *g, const char *store);
-/** Writes @p v as 8 big-endian bytes at @p out. */
-void ks__be64_put(unsigned char *out, int64_t v);
-/** Reads 8 big-endian bytes. */
-int64_t ks__be64_get(const void *p);
 
 /* ---- tables and joins (dsl_table.c, dsl_join.c) -------------------------- */
 

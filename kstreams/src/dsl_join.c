@@ -27,19 +27,6 @@ static int64_t max64(int64_t x, int64_t y) {
         return x > y ? x : y;
 }
 
-static void be64_put(unsigned char *p, int64_t v) {
-        uint64_t u = (uint64_t)v;
-        for (int i = 7; i >= 0; i--, u >>= 8)
-                p[i] = (unsigned char)(u & 0xff);
-}
-
-static int64_t be64_get(const unsigned char *p) {
-        uint64_t v = 0;
-        for (int i = 0; i < 8; i++)
-                v = (v << 8) | p[i];
-        return (int64_t)v;
-}
-
 /* A side whose key may have changed goes through a repartition topic
  * first, as Kafka Streams does before a join. */
 static ks_stream_t *copartition(ks_stream_t *s, const char *name) {
@@ -312,7 +299,7 @@ static ks_err_t sswin_process(ks_ctx_t *ctx,
         /* The changelog key: the key and the 8-byte time, as the window
          * store's restoration reads it. */
         unsigned char be[8];
-        be64_put(be, ts);
+        ks__be64_put(be, ts);
         if ((err = ks_buf_append(&st->key, be, 8)))
                 return err;
         return ks__ctx_log_change(ctx, (ks_bytes_t){st->key.data, st->key.len},
@@ -402,7 +389,7 @@ static ks_err_t outer_key(ks_buf_t *out,
                           bool left,
                           const ks_buf_t *key) {
         unsigned char head[9];
-        be64_put(head, ts);
+        ks__be64_put(head, ts);
         head[8] = left ? 1 : 0;
         ks_buf_clear(out);
         ks_err_t err = ks_buf_append(out, head, 9);
@@ -419,11 +406,7 @@ static ks_err_t outer_put(ks_ctx_t *ctx,
         ks_error_t *e = ks_kv_store_put(outer, k, v);
         if (e)
                 return ks__dsl_store_error(ctx, e);
-        int saved    = ctx->node;
-        ctx->node    = j->merge_node;
-        ks_err_t err = ks__ctx_log_change(ctx, k, v);
-        ctx->node    = saved;
-        return err;
+        return ks__ctx_log_change_for(ctx, j->merge_node, k, v);
 }
 
 typedef struct pending_s {
@@ -456,7 +439,7 @@ static ks_err_t emit_closed(ks_ctx_t *ctx,
                 if (k.len < 9)
                         continue;
                 const unsigned char *p = k.data;
-                int64_t ts             = be64_get(p);
+                int64_t ts             = ks__be64_get(p);
                 bool left              = p[8] == 1;
                 tt->min_time           = ts;
                 /* A left record's window ends at ts + after; a right
@@ -486,7 +469,7 @@ static ks_err_t emit_closed(ks_ctx_t *ctx,
         ks_store_iter_destroy(it);
         for (pending_t *pd = head; pd && !err; pd = pd->next) {
                 const unsigned char *p = pd->key.data;
-                int64_t ts             = be64_get(p);
+                int64_t ts             = ks__be64_get(p);
                 bool left              = p[8] == 1;
                 const void *key;
                 err             = deserialize(ctx, j->key_serde,

@@ -17,30 +17,6 @@ struct ks_session_windowed_s {
 
 /* ---- helpers shared by the session, sliding and suppress operators ------ */
 
-void ks__be64_put(unsigned char *out, int64_t v) {
-        uint64_t u = (uint64_t)v;
-        for (int i = 7; i >= 0; i--, u >>= 8)
-                out[i] = (unsigned char)(u & 0xff);
-}
-
-int64_t ks__be64_get(const void *p) {
-        const unsigned char *b = p;
-        uint64_t v             = 0;
-        for (int i = 0; i < 8; i++)
-                v = (v << 8) | b[i];
-        return (int64_t)v;
-}
-
-ks_stream_t *ks__grouped_input(ks_grouped_t *g, const char *store) {
-        if (!g->repartition)
-                return g->stream;
-        /* As dsl_stateful.c's aggregations: Kafka Streams names the topic
-         * after the grouping, or else after the store. */
-        return ks_stream_repartition(
-                g->stream, g->repartition_name ? g->repartition_name : store,
-                ks_serde_ref(g->key_serde), ks_serde_ref(g->value_serde), 0);
-}
-
 /* ---- the session-windowed key serde --------------------------------------
  */
 
@@ -111,11 +87,6 @@ typedef struct session_s {
         int64_t gap, grace;
 } session_t;
 
-typedef struct session_state_s {
-        ks_buf_t key, value, ckey;
-        int64_t observed; /* this node's stream time */
-} session_state_t;
-
 /* A session found in the store, copied out of the borrowed iterator. */
 typedef struct found_s {
         int64_t start, end;
@@ -130,31 +101,12 @@ static void session_free(void *p) {
         free(s);
 }
 
-static ks_err_t session_init(ks_ctx_t *ctx, void **state, void *opaque) {
-        (void)ctx, (void)opaque;
-        session_state_t *st = calloc(1, sizeof(*st));
-        if (!st)
-                return KS_ERR_NOMEM;
-        st->observed = -1;
-        *state       = st;
-        return KS_OK;
-}
-
-static void session_close(ks_ctx_t *ctx, void *state, void *opaque) {
-        session_state_t *st = state;
-        (void)ctx, (void)opaque;
-        ks_buf_free(&st->key);
-        ks_buf_free(&st->value);
-        ks_buf_free(&st->ckey);
-        free(st);
-}
-
 /* Writes session [start, end] of the current key (NULL agg: removes it),
  * logs the change and forwards it with the session end as timestamp, as
  * Kafka Streams does. */
 static ks_err_t session_write(ks_ctx_t *ctx,
                               const session_t *s,
-                              session_state_t *st,
+                              agg_state_t *st,
                               const void *key,
                               int64_t start,
                               int64_t end,
@@ -188,7 +140,7 @@ static ks_err_t session_write(ks_ctx_t *ctx,
  * merge with, deserialized into the arena. */
 static ks_err_t find_sessions(ks_ctx_t *ctx,
                               const session_t *s,
-                              session_state_t *st,
+                              agg_state_t *st,
                               int64_t ts,
                               found_t **out,
                               size_t *cnt) {
@@ -236,9 +188,9 @@ static ks_err_t session_process(ks_ctx_t *ctx,
                                 const void *value,
                                 void *state,
                                 void *opaque) {
-        const session_t *s  = opaque;
-        session_state_t *st = state;
-        ks_arena_t *arena   = ks_ctx_arena(ctx);
+        const session_t *s = opaque;
+        agg_state_t *st    = state;
+        ks_arena_t *arena  = ks_ctx_arena(ctx);
         /* As the other aggregations: null keys and values are skipped. */
         if (!key || !value) {
                 ks__ctx_count_skipped(ctx);
@@ -314,21 +266,11 @@ static ks_table_t *session_aggregate(ks_session_windowed_t *w,
                                      ks_serde_t *agg_serde) {
         ks_grouped_t *g = w->grouped;
         ks_builder_t *b = g->stream->b;
-        char *store_name =
-                ks__builder_name(b, store, "SESSION-AGGREGATE-STATE-STORE");
-        session_t *s = calloc(1, sizeof(*s));
-        if (!store_name || !s || !agg_serde || !g->key_serde) {
-                ks__builder_fail(b, "%s: %s",
-                                 store_name ? store_name : "session aggregate",
-                                 !g->key_serde || !agg_serde
-                                         ? "the key and aggregate serdes must "
-                                           "be known: pass them"
-                                         : "out of memory");
-                free(store_name);
-                free(s);
-                ks_serde_destroy(agg_serde);
+        char *store_name;
+        session_t *s = ks__agg_begin(g, store, "SESSION-AGGREGATE-STATE-STORE",
+                                     agg_serde, sizeof(*s), &store_name);
+        if (!s)
                 return NULL;
-        }
         ks_stream_t *in = ks__grouped_input(g, store_name);
         s->key_serde    = ks_serde_ref(g->key_serde);
         s->agg_serde    = agg_serde;
@@ -340,9 +282,9 @@ static ks_table_t *session_aggregate(ks_session_windowed_t *w,
         s->gap          = w->gap;
         s->grace        = w->grace;
         ks_serde_t *wkey       = s->wkey_serde;
-        ks_processor_def_t def = {.init        = session_init,
+        ks_processor_def_t def = {.init        = ks__agg_state_init,
                                   .process     = session_process,
-                                  .close       = session_close,
+                                  .close       = ks__agg_state_close,
                                   .opaque      = s,
                                   .opaque_free = session_free};
         ks_stream_t *out       = ks__stream_add_processor(
@@ -365,20 +307,6 @@ static ks_table_t *session_aggregate(ks_session_windowed_t *w,
         return t;
 }
 
-static const void *count_init(ks_arena_t *arena, void *opaque) {
-        (void)opaque;
-        return ks_arena_int64(arena, 0);
-}
-
-static const void *count_add(ks_arena_t *arena,
-                             const void *key,
-                             const void *value,
-                             const void *agg,
-                             void *opaque) {
-        (void)key, (void)value, (void)opaque;
-        return ks_arena_int64(arena, *(const int64_t *)agg + 1);
-}
-
 static const void *count_merge(ks_arena_t *arena,
                                const void *key,
                                const void *agg1,
@@ -393,8 +321,8 @@ ks_table_t *ks_session_windowed_count(ks_session_windowed_t *w,
                                       const char *store) {
         if (!w)
                 return NULL;
-        return session_aggregate(w, store, count_init, count_add, count_merge,
-                                 NULL, ks_serde_int64());
+        return session_aggregate(w, store, ks__count_init, ks__count_add,
+                                 count_merge, NULL, ks_serde_int64());
 }
 
 ks_table_t *ks_session_windowed_aggregate(ks_session_windowed_t *w,

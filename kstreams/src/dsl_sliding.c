@@ -31,11 +31,6 @@ typedef struct sliding_s {
         int64_t diff, grace;
 } sliding_t;
 
-typedef struct sliding_state_s {
-        ks_buf_t key, value, ckey, agg;
-        int64_t observed; /* this node's stream time */
-} sliding_state_t;
-
 /* A window read from the store: its start, largest record timestamp, the
  * aggregate, and the stored bytes (copied into the arena). */
 typedef struct win_s {
@@ -61,26 +56,6 @@ static void sliding_free(void *p) {
         free(s);
 }
 
-static ks_err_t sliding_init(ks_ctx_t *ctx, void **state, void *opaque) {
-        (void)ctx, (void)opaque;
-        sliding_state_t *st = calloc(1, sizeof(*st));
-        if (!st)
-                return KS_ERR_NOMEM;
-        st->observed = -1;
-        *state       = st;
-        return KS_OK;
-}
-
-static void sliding_close(ks_ctx_t *ctx, void *state, void *opaque) {
-        sliding_state_t *st = state;
-        (void)ctx, (void)opaque;
-        ks_buf_free(&st->key);
-        ks_buf_free(&st->value);
-        ks_buf_free(&st->ckey);
-        ks_buf_free(&st->agg);
-        free(st);
-}
-
 static bool seen_start(const rec_t *r, int64_t start) {
         for (size_t i = 0; i < r->start_cnt; i++)
                 if (r->starts[i] == start)
@@ -92,7 +67,7 @@ static bool seen_start(const rec_t *r, int64_t start) {
  * and forwards (key, window) -> @p agg with timestamp @p ts. */
 static ks_err_t put_forward(ks_ctx_t *ctx,
                             const sliding_t *s,
-                            sliding_state_t *st,
+                            agg_state_t *st,
                             const rec_t *r,
                             int64_t start,
                             ks_bytes_t raw,
@@ -121,7 +96,7 @@ static ks_err_t put_forward(ks_ctx_t *ctx,
  * has closed (then the record is counted late for it). */
 static ks_err_t update_window(ks_ctx_t *ctx,
                               const sliding_t *s,
-                              sliding_state_t *st,
+                              agg_state_t *st,
                               const rec_t *r,
                               int64_t start,
                               const void *agg,
@@ -149,7 +124,7 @@ static ks_err_t update_window(ks_ctx_t *ctx,
 
 static ks_err_t update_found(ks_ctx_t *ctx,
                              const sliding_t *s,
-                             sliding_state_t *st,
+                             agg_state_t *st,
                              const rec_t *r,
                              const win_t *w) {
         return update_window(ctx, s, st, r, w->start, w->agg, w->max_ts);
@@ -158,7 +133,7 @@ static ks_err_t update_found(ks_ctx_t *ctx,
 /* A window created for the record: starts from the initializer. */
 static ks_err_t new_window(ks_ctx_t *ctx,
                            const sliding_t *s,
-                           sliding_state_t *st,
+                           agg_state_t *st,
                            const rec_t *r,
                            int64_t start,
                            const void *agg) {
@@ -172,7 +147,7 @@ static ks_err_t new_window(ks_ctx_t *ctx,
  * no closed-window check, as Kafka does. */
 static ks_err_t right_window(ks_ctx_t *ctx,
                              const sliding_t *s,
-                             sliding_state_t *st,
+                             agg_state_t *st,
                              const rec_t *r,
                              const win_t *right) {
         return put_forward(ctx, s, st, r, r->ts + 1, right->raw, right->agg,
@@ -182,7 +157,7 @@ static ks_err_t right_window(ks_ctx_t *ctx,
 /* The windows of the key in [from, to], by start, copied into the arena. */
 static ks_err_t fetch_windows(ks_ctx_t *ctx,
                               const sliding_t *s,
-                              sliding_state_t *st,
+                              agg_state_t *st,
                               int64_t from,
                               int64_t to,
                               win_t **out,
@@ -251,7 +226,7 @@ static ks_err_t note_starts(ks_ctx_t *ctx, rec_t *r, size_t n) {
  * the window [0, difference] (no negative starts). */
 static ks_err_t process_early(ks_ctx_t *ctx,
                               const sliding_t *s,
-                              sliding_state_t *st,
+                              agg_state_t *st,
                               rec_t *r) {
         win_t *wins;
         size_t n;
@@ -304,7 +279,7 @@ static ks_err_t process_early(ks_ctx_t *ctx,
 /* Kafka's processReverse: walks the windows from the latest start back. */
 static ks_err_t process_reverse(ks_ctx_t *ctx,
                                 const sliding_t *s,
-                                sliding_state_t *st,
+                                agg_state_t *st,
                                 rec_t *r) {
         int64_t from = r->ts - 2 * s->diff;
         win_t *wins;
@@ -367,8 +342,8 @@ static ks_err_t sliding_process(ks_ctx_t *ctx,
                                 const void *value,
                                 void *state,
                                 void *opaque) {
-        const sliding_t *s  = opaque;
-        sliding_state_t *st = state;
+        const sliding_t *s = opaque;
+        agg_state_t *st    = state;
         if (!key || !value) {
                 ks__ctx_count_skipped(ctx);
                 return KS_OK;
@@ -417,21 +392,11 @@ static ks_table_t *sliding_aggregate(ks_sliding_windowed_t *w,
                                      ks_serde_t *agg_serde) {
         ks_grouped_t *g = w->grouped;
         ks_builder_t *b = g->stream->b;
-        char *store_name =
-                ks__builder_name(b, store, "SLIDING-AGGREGATE-STATE-STORE");
-        sliding_t *s = calloc(1, sizeof(*s));
-        if (!store_name || !s || !agg_serde || !g->key_serde) {
-                ks__builder_fail(b, "%s: %s",
-                                 store_name ? store_name : "sliding aggregate",
-                                 !g->key_serde || !agg_serde
-                                         ? "the key and aggregate serdes must "
-                                           "be known: pass them"
-                                         : "out of memory");
-                free(store_name);
-                free(s);
-                ks_serde_destroy(agg_serde);
+        char *store_name;
+        sliding_t *s = ks__agg_begin(g, store, "SLIDING-AGGREGATE-STATE-STORE",
+                                     agg_serde, sizeof(*s), &store_name);
+        if (!s)
                 return NULL;
-        }
         ks_stream_t *in = ks__grouped_input(g, store_name);
         s->key_serde    = ks_serde_ref(g->key_serde);
         s->agg_serde    = agg_serde;
@@ -442,9 +407,9 @@ static ks_table_t *sliding_aggregate(ks_sliding_windowed_t *w,
         s->diff       = w->diff;
         s->grace      = w->grace;
         ks_serde_t *wkey       = s->wkey_serde;
-        ks_processor_def_t def = {.init        = sliding_init,
+        ks_processor_def_t def = {.init        = ks__agg_state_init,
                                   .process     = sliding_process,
-                                  .close       = sliding_close,
+                                  .close       = ks__agg_state_close,
                                   .opaque      = s,
                                   .opaque_free = sliding_free};
         ks_stream_t *out       = ks__stream_add_processor(
@@ -470,25 +435,11 @@ static ks_table_t *sliding_aggregate(ks_sliding_windowed_t *w,
         return t;
 }
 
-static const void *count_init(ks_arena_t *arena, void *opaque) {
-        (void)opaque;
-        return ks_arena_int64(arena, 0);
-}
-
-static const void *count_add(ks_arena_t *arena,
-                             const void *key,
-                             const void *value,
-                             const void *agg,
-                             void *opaque) {
-        (void)key, (void)value, (void)opaque;
-        return ks_arena_int64(arena, *(const int64_t *)agg + 1);
-}
-
 ks_table_t *ks_sliding_windowed_count(ks_sliding_windowed_t *w,
                                       const char *store) {
         if (!w)
                 return NULL;
-        return sliding_aggregate(w, store, count_init, count_add, NULL,
+        return sliding_aggregate(w, store, ks__count_init, ks__count_add, NULL,
                                  ks_serde_int64());
 }
 

@@ -40,9 +40,7 @@ static ks_err_t wkey_ser(const void *obj,
         ks_err_t err =
                 ks_serde_serialize(w->inner, wk->key, out, errstr, errstr_size);
         unsigned char be[8];
-        uint64_t v = (uint64_t)wk->start;
-        for (int i = 7; i >= 0; i--, v >>= 8)
-                be[i] = (unsigned char)(v & 0xff);
+        ks__be64_put(be, wk->start);
         return err ? err : ks_buf_append(out, be, 8);
 }
 
@@ -59,16 +57,12 @@ static ks_err_t wkey_de(ks_arena_t *arena,
                          "windowed serde: %zu bytes, fewer than 8", len);
                 return KS_ERR_SERDE;
         }
-        const unsigned char *p = data;
-        uint64_t start         = 0;
-        for (int i = 0; i < 8; i++)
-                start = (start << 8) | p[len - 8 + i];
         ks_windowed_key_t *wk = ks_arena_alloc(arena, sizeof(*wk));
         if (!wk)
                 return KS_ERR_NOMEM;
         ks_err_t err = ks_serde_deserialize(w->inner, arena, data, len - 8,
                                             &wk->key, errstr, errstr_size);
-        wk->start    = (int64_t)start;
+        wk->start    = ks__be64_get((const char *)data + len - 8);
         wk->end      = wk->start + w->size;
         *obj_out     = wk;
         return err;
@@ -160,7 +154,7 @@ static void agg_free(void *p) {
         free(a);
 }
 
-static ks_err_t agg_init(ks_ctx_t *ctx, void **state, void *opaque) {
+ks_err_t ks__agg_state_init(ks_ctx_t *ctx, void **state, void *opaque) {
         (void)ctx, (void)opaque;
         agg_state_t *st = calloc(1, sizeof(*st));
         if (!st)
@@ -170,11 +164,13 @@ static ks_err_t agg_init(ks_ctx_t *ctx, void **state, void *opaque) {
         return KS_OK;
 }
 
-static void agg_close(ks_ctx_t *ctx, void *state, void *opaque) {
+void ks__agg_state_close(ks_ctx_t *ctx, void *state, void *opaque) {
         agg_state_t *st = state;
         (void)ctx, (void)opaque;
         ks_buf_free(&st->key);
         ks_buf_free(&st->value);
+        ks_buf_free(&st->ckey);
+        ks_buf_free(&st->agg);
         free(st);
 }
 
@@ -365,6 +361,40 @@ ks_table_t *ks__table_new(ks_builder_t *b,
 }
 
 /* Adds the aggregation node, repartitioning first when the key changed. */
+ks_stream_t *ks__grouped_input(ks_grouped_t *g, const char *store) {
+        if (!g->repartition)
+                return g->stream;
+        /* Kafka Streams names the topic after the grouping, or else after
+         * the store. */
+        return ks_stream_repartition(
+                g->stream, g->repartition_name ? g->repartition_name : store,
+                ks_serde_ref(g->key_serde), ks_serde_ref(g->value_serde), 0);
+}
+
+void *ks__agg_begin(ks_grouped_t *g,
+                    const char *store,
+                    const char *op,
+                    ks_serde_t *agg_serde,
+                    size_t conf_size,
+                    char **store_name) {
+        ks_builder_t *b = g->stream->b;
+        char *name      = ks__builder_name(b, store, op);
+        void *conf      = calloc(1, conf_size);
+        if (!name || !conf || !agg_serde || !g->key_serde) {
+                ks__builder_fail(b, "%s: %s", name ? name : op,
+                                 !g->key_serde || !agg_serde
+                                         ? "the key and aggregate serdes must "
+                                           "be known: pass them"
+                                         : "out of memory");
+                free(name);
+                free(conf);
+                ks_serde_destroy(agg_serde);
+                return NULL;
+        }
+        *store_name = name;
+        return conf;
+}
+
 static ks_table_t *aggregate(ks_grouped_t *g,
                              const ks_windows_t *windows,
                              const char *store,
@@ -377,44 +407,28 @@ static ks_table_t *aggregate(ks_grouped_t *g,
                 ks_serde_destroy(agg_serde);
                 return NULL;
         }
-        ks_builder_t *b  = g->stream->b;
-        char *store_name = ks__builder_name(b, store, "AGGREGATE-STATE-STORE");
-        agg_t *a         = calloc(1, sizeof(*a));
-        if (!store_name || !a || !agg_serde || !g->key_serde) {
-                ks__builder_fail(b, "%s: %s",
-                                 store_name ? store_name : "aggregate",
-                                 !g->key_serde || !agg_serde
-                                         ? "the key and aggregate serdes must "
-                                           "be known: pass them"
-                                         : "out of memory");
-                free(store_name);
-                free(a);
-                ks_serde_destroy(agg_serde);
+        ks_builder_t *b = g->stream->b;
+        char *store_name;
+        agg_t *a = ks__agg_begin(g, store, "AGGREGATE-STATE-STORE", agg_serde,
+                                 sizeof(*a), &store_name);
+        if (!a)
                 return NULL;
-        }
-        ks_stream_t *in = g->stream;
-        if (g->repartition) {
-                in = ks_stream_repartition(
-                        in,
-                        g->repartition_name ? g->repartition_name : store_name,
-                        ks_serde_ref(g->key_serde),
-                        ks_serde_ref(g->value_serde), 0);
-        }
-        a->key_serde = ks_serde_ref(g->key_serde);
-        a->agg_serde = agg_serde;
-        a->init      = init;
-        a->adder     = adder;
-        a->reducer   = reducer;
-        a->opaque    = opaque;
+        ks_stream_t *in = ks__grouped_input(g, store_name);
+        a->key_serde    = ks_serde_ref(g->key_serde);
+        a->agg_serde    = agg_serde;
+        a->init         = init;
+        a->adder        = adder;
+        a->reducer      = reducer;
+        a->opaque       = opaque;
         if (windows) {
                 a->windowed   = true;
                 a->windows    = *windows;
                 a->wkey_serde = ks_serde_windowed(ks_serde_ref(g->key_serde),
                                                   windows->size_ms);
         }
-        ks_processor_def_t def = {.init        = agg_init,
+        ks_processor_def_t def = {.init        = ks__agg_state_init,
                                   .process     = agg_process,
-                                  .close       = agg_close,
+                                  .close       = ks__agg_state_close,
                                   .opaque      = a,
                                   .opaque_free = agg_free};
         ks_stream_t *out       = ks__stream_add_processor(
@@ -483,23 +497,23 @@ bool ks__node_add_store_ref(ks_builder_t *b, int node, const char *store) {
         return true;
 }
 
-static const void *count_init(ks_arena_t *arena, void *opaque) {
+const void *ks__count_init(ks_arena_t *arena, void *opaque) {
         (void)opaque;
         return ks_arena_int64(arena, 0);
 }
 
-static const void *count_add(ks_arena_t *arena,
-                             const void *key,
-                             const void *value,
-                             const void *agg,
-                             void *opaque) {
+const void *ks__count_add(ks_arena_t *arena,
+                          const void *key,
+                          const void *value,
+                          const void *agg,
+                          void *opaque) {
         (void)key, (void)value, (void)opaque;
         return ks_arena_int64(arena, *(const int64_t *)agg + 1);
 }
 
 ks_table_t *ks_grouped_count(ks_grouped_t *g, const char *store) {
-        return aggregate(g, NULL, store, count_init, count_add, NULL, NULL,
-                         ks_serde_int64());
+        return aggregate(g, NULL, store, ks__count_init, ks__count_add, NULL,
+                         NULL, ks_serde_int64());
 }
 
 ks_table_t *ks_grouped_reduce(ks_grouped_t *g,
@@ -553,8 +567,8 @@ ks_windowed_t *ks_grouped_windowed_by(ks_grouped_t *g, ks_windows_t windows) {
 ks_table_t *ks_windowed_count(ks_windowed_t *w, const char *store) {
         if (!w)
                 return NULL;
-        return aggregate(w->grouped, &w->windows, store, count_init, count_add,
-                         NULL, NULL, ks_serde_int64());
+        return aggregate(w->grouped, &w->windows, store, ks__count_init,
+                         ks__count_add, NULL, NULL, ks_serde_int64());
 }
 
 ks_table_t *ks_windowed_aggregate(ks_windowed_t *w,

@@ -1,6 +1,8 @@
 /* Serdes: the reference-counted wrapper and the built-in serdes. */
 #include "kstreams/serde.h"
 
+#include "bytes_int.h"
+
 #include <jansson.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -142,20 +144,6 @@ static ks_err_t string_de(ks_arena_t *arena,
 }
 
 /* --- int64, double: big-endian as Java's serializers ---------------------- */
-static void put_be64(unsigned char *p, uint64_t v) {
-        for (int i = 7; i >= 0; i--) {
-                p[i] = (unsigned char)(v & 0xff);
-                v >>= 8;
-        }
-}
-
-static uint64_t get_be64(const unsigned char *p) {
-        uint64_t v = 0;
-        for (int i = 0; i < 8; i++)
-                v = (v << 8) | p[i];
-        return v;
-}
-
 static ks_err_t int64_ser(const void *obj,
                           ks_buf_t *out,
                           void *opaque,
@@ -163,7 +151,7 @@ static ks_err_t int64_ser(const void *obj,
                           size_t errstr_size) {
         unsigned char be[8];
         (void)opaque, (void)errstr, (void)errstr_size;
-        put_be64(be, (uint64_t) * (const int64_t *)obj);
+        ks__be64_put(be, *(const int64_t *)obj);
         return ks_buf_append(out, be, 8);
 }
 
@@ -180,7 +168,7 @@ static ks_err_t int64_de(ks_arena_t *arena,
                          "int64 serde: expected 8 bytes, got %zu", len);
                 return KS_ERR_SERDE;
         }
-        int64_t *v = ks_arena_int64(arena, (int64_t)get_be64(data));
+        int64_t *v = ks_arena_int64(arena, ks__be64_get(data));
         if (!v)
                 return KS_ERR_NOMEM;
         *obj_out = v;
@@ -196,7 +184,7 @@ static ks_err_t double_ser(const void *obj,
         uint64_t bits;
         (void)opaque, (void)errstr, (void)errstr_size;
         memcpy(&bits, obj, 8);
-        put_be64(be, bits);
+        ks__be64_put(be, (int64_t)bits);
         return ks_buf_append(out, be, 8);
 }
 
@@ -213,7 +201,7 @@ static ks_err_t double_de(ks_arena_t *arena,
                          "double serde: expected 8 bytes, got %zu", len);
                 return KS_ERR_SERDE;
         }
-        uint64_t bits = get_be64(data);
+        uint64_t bits = (uint64_t)ks__be64_get(data);
         double d;
         memcpy(&d, &bits, 8);
         double *v = ks_arena_double(arena, d);

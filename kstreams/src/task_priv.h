@@ -102,6 +102,12 @@ ks_session_store_t *ks__ctx_session_store(ks_ctx_t *ctx);
 void *ks__ctx_store_named(ks_ctx_t *ctx, const char *name);
 /** Sends a change of the current node's store to its changelog. */
 ks_err_t ks__ctx_log_change(ks_ctx_t *ctx, ks_bytes_t key, ks_bytes_t value);
+/** The same for the store of node @p node (a store one node owns and
+ *  another writes, as a stream-stream join's shared outer store). */
+ks_err_t ks__ctx_log_change_for(ks_ctx_t *ctx,
+                                int node,
+                                ks_bytes_t key,
+                                ks_bytes_t value);
 void ks__ctx_count_late(ks_ctx_t *ctx);
 /** Counts a record an aggregation cannot use (null key or value). */
 void ks__ctx_count_skipped(ks_ctx_t *ctx);

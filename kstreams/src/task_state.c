@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes_int.h"
 #include "task_priv.h"
 
 static bool has_store(const ks_task_t *task, int i) {
@@ -124,13 +125,6 @@ void ks__task_store_info(const ks_task_t *task,
         out->checkpoint = checkpoint_of(task, node);
 }
 
-static int64_t be64(const unsigned char *p) {
-        uint64_t v = 0;
-        for (int i = 0; i < 8; i++)
-                v = (v << 8) | p[i];
-        return (int64_t)v;
-}
-
 /* Changelog keys: the store key for key-value stores; key + 8-byte window
  * start for window stores; key + 8-byte end + 8-byte start for session
  * stores (the windowed serdes' formats). */
@@ -148,13 +142,15 @@ ks_error_t *ks__task_restore_put(ks_task_t *task,
                 if (key.len < 8)
                         break;
                 return ks_window_store_put(st, (ks_bytes_t){k, key.len - 8},
-                                           be64(k + key.len - 8), value);
+                                           ks__be64_get(k + key.len - 8),
+                                           value);
         default:
                 if (key.len < 16)
                         break;
                 return ks_session_store_put(st, (ks_bytes_t){k, key.len - 16},
-                                            be64(k + key.len - 8),
-                                            be64(k + key.len - 16), value);
+                                            ks__be64_get(k + key.len - 8),
+                                            ks__be64_get(k + key.len - 16),
+                                            value);
         }
         return ks_error_new(KS_ERR_STORE,
                             "restoring %s: a changelog key of %zu bytes is "

@@ -162,13 +162,6 @@ int ks_topology_subtopology_count(const ks_topology_t *t) {
         return t->subtopology_cnt;
 }
 
-ks_node_t *ks__topology_node(const ks_topology_t *t, const char *name) {
-        for (int i = 0; i < t->node_cnt; i++)
-                if (!strcmp(t->nodes[i]->name, name))
-                        return t->nodes[i];
-        return NULL;
-}
-
 void ks__internal_topic_name(const char *application_id,
                              const char *suffix,
                              char *out,

@@ -69,9 +69,6 @@ struct ks_topology_s {
         int subtopology_cnt;
 };
 
-/** @returns the node named @p name, or NULL. */
-KS_EXPORT ks_node_t *ks__topology_node(const ks_topology_t *t,
-                                       const char *name);
 /** @returns true if the source node reads @p topic (an internal topic is
  *  matched with its application-id prefix). */
 KS_EXPORT bool ks__source_reads(const ks_node_t *src,
