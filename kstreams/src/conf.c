@@ -53,8 +53,9 @@ static const prop_t props[] = {
          "Changelog records applied per LMDB transaction while restoring."},
         {"buffered.records.per.partition", PROP_INT, "10000", 1, 10000000, NULL,
          "Records buffered per input partition before it is paused. A "
-         "safety net only: the stream loop processes what it consumes, and "
-         "pausing makes librdkafka drop the partition's prefetched records."},
+         "safety net only: the stream loop processes what it consumes. "
+         "Pausing costs throughput (with 1000, the stateless benchmark "
+         "ran at 61k records/s against 109k with pausing off)."},
         {"poll.ms", PROP_INT, "100", 0, 60000, NULL,
          "How long a stream thread blocks waiting for records."},
         {"default.deserialization.exception.handler", PROP_ENUM, "fail", 0, 0,
