@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "conf_int.h"
+#include "copartition_int.h"
 #include "log_int.h"
 #include "streams_int.h"
 
@@ -74,53 +75,6 @@ static ks_error_t *read_metadata(rd_kafka_t *rk,
                 }
         }
         rd_kafka_metadata_destroy(md);
-        return NULL;
-}
-
-/* The input partition count of sub-topology @p sub, checking that its
- * inputs are co-partitioned: with librdkafka's range assignor a task is
- * whole only if partition N of every input lands on one member, which
- * needs equal partition counts. -1: an input is not sized yet. */
-static ks_error_t *sub_partitions(ks_streams_t *s,
-                                  const plan_t *plan,
-                                  int sub,
-                                  int32_t *out) {
-        const ks_topology_t *t = s->topology;
-        char first[256]        = "";
-        int32_t count          = 0;
-        *out                   = -1;
-        for (int i = 0; i < t->node_cnt; i++) {
-                const ks_node_t *n = t->nodes[i];
-                if (n->subtopology != sub || n->kind != KS_NODE_SOURCE)
-                        continue;
-                for (int k = 0; k < plan->cnt; k++) {
-                        const char *topic = plan->topics[k].name;
-                        if (!ks__source_reads(n, s->application_id, topic))
-                                continue;
-                        int32_t c = plan->topics[k].partitions;
-                        if (!count) {
-                                count = c;
-                                snprintf(first, sizeof(first), "%s", topic);
-                        } else if (c != count) {
-                                return ks_error_new(
-                                        KS_ERR_TOPOLOGY,
-                                        "sub-topology %d reads topics that "
-                                        "are not co-partitioned: %s has "
-                                        "%" PRId32
-                                        " partitions, %s has %" PRId32
-                                        "; give them the same partition count",
-                                        sub, first, count, topic, c);
-                        }
-                }
-                if (n->internal) {
-                        char name[512];
-                        ks__internal_topic_name(s->application_id, n->topics[0],
-                                                name, sizeof(name));
-                        if (plan_get(plan, name) < 0)
-                                return NULL; /* not sized yet */
-                }
-        }
-        *out = count;
         return NULL;
 }
 
@@ -233,76 +187,81 @@ out:
         return err;
 }
 
-/* Sizes and creates the repartition topics, as Kafka Streams does: the
- * upstream sub-topology's input partition count unless one was given. */
+/* Sizes the topology's topics from what the cluster has (copartition.c,
+ * shared with the test driver). The repartition topics that exist are
+ * left out: the plan says what they must be, plan_internal() compares. */
+static ks_error_t *plan_partitions(ks_streams_t *s,
+                                   const plan_t *plan,
+                                   ks_partition_plan_t *out) {
+        ks_topic_count_t *have = calloc((size_t)plan->cnt + 1, sizeof(*have));
+        if (!have)
+                return ks_error_new(KS_ERR_NOMEM, "out of memory");
+        for (int i = 0; i < plan->cnt; i++)
+                have[i] = (ks_topic_count_t){plan->topics[i].name,
+                                             plan->topics[i].partitions};
+        /* A sub-topology whose pattern matches no topic yet has no tasks:
+         * a repartition topic sized from it is an error, not 0 partitions. */
+        ks_error_t *err = ks__partition_plan(s->topology, s->application_id,
+                                             have, plan->cnt, 0, out);
+        free(have);
+        return err;
+}
+
+/* Creates the repartition topics the plan sized. */
 static ks_error_t *plan_internal(ks_streams_t *s,
                                  rd_kafka_t *rk,
                                  plan_t *plan,
+                                 const ks_partition_plan_t *sizes,
                                  int timeout_ms) {
         const ks_topology_t *t = s->topology;
         rd_kafka_NewTopic_t *nt[256];
         size_t nt_cnt   = 0;
         ks_error_t *err = NULL;
         int rf          = (int)ks__conf_int(s->conf, "replication.factor");
-        for (int round = 0; round <= t->node_cnt && !err; round++) {
-                bool pending = false;
-                for (int i = 0; i < t->node_cnt && !err; i++) {
-                        const ks_node_t *n = t->nodes[i];
-                        if (n->kind != KS_NODE_SINK || !n->internal)
-                                continue;
-                        char name[512], errstr[256];
-                        ks__internal_topic_name(s->application_id, n->topics[0],
-                                                name, sizeof(name));
-                        int32_t want = n->partitions;
-                        if (want <= 0) {
-                                err = sub_partitions(s, plan, n->subtopology,
-                                                     &want);
-                                if (err || want < 0) {
-                                        pending = !err;
-                                        continue;
-                                }
-                        }
-                        int32_t have = plan_get(plan, name);
-                        if (have >= 0) {
-                                if (have != want)
-                                        err = ks_error_new(
-                                                KS_ERR_TOPOLOGY,
-                                                "internal topic %s has %" PRId32
-                                                " partitions but the topology "
-                                                "needs %" PRId32
-                                                "; delete it (or reset the "
-                                                "application) to recreate it",
-                                                name, have, want);
-                                continue;
-                        }
-                        if (nt_cnt == 256) {
-                                err = ks_error_new(KS_ERR_TOPOLOGY,
-                                                   "more than 256 internal "
-                                                   "topics");
-                                continue;
-                        }
-                        nt[nt_cnt] = rd_kafka_NewTopic_new(
-                                name, want, rf, errstr, sizeof(errstr));
-                        if (!nt[nt_cnt]) {
-                                err = ks_error_new(KS_ERR_KAFKA, "%s: %s", name,
-                                                   errstr);
-                                continue;
-                        }
-                        /* Repartition records are consumed once: keep
-                         * them a day at most (Kafka Streams purges them). */
-                        rd_kafka_NewTopic_set_config(nt[nt_cnt], "retention.ms",
-                                                     "86400000");
-                        nt_cnt++;
-                        if (!plan_put(plan, name, want))
-                                err = ks_error_new(KS_ERR_NOMEM,
-                                                   "out of memory");
-                        ks__log(KS_LOG_INFO,
-                                "creating internal topic %s with %" PRId32
-                                " partitions",
-                                name, want);
+        for (int i = 0; i < t->node_cnt && !err; i++) {
+                const ks_node_t *n = t->nodes[i];
+                if (n->kind != KS_NODE_SINK || !n->internal)
+                        continue;
+                char name[512], errstr[256];
+                ks__internal_topic_name(s->application_id, n->topics[0], name,
+                                        sizeof(name));
+                int32_t want = sizes->node_partitions[i];
+                int32_t have = plan_get(plan, name);
+                if (have >= 0) {
+                        if (have != want)
+                                err = ks_error_new(
+                                        KS_ERR_TOPOLOGY,
+                                        "internal topic %s has %" PRId32
+                                        " partitions but the topology "
+                                        "needs %" PRId32
+                                        "; delete it (or reset the "
+                                        "application) to recreate it",
+                                        name, have, want);
+                        continue;
                 }
-                if (!pending)
-                        break;
+                if (nt_cnt == 256) {
+                        err = ks_error_new(KS_ERR_TOPOLOGY,
+                                           "more than 256 internal topics");
+                        continue;
+                }
+                nt[nt_cnt] = rd_kafka_NewTopic_new(name, want, rf, errstr,
+                                                   sizeof(errstr));
+                if (!nt[nt_cnt]) {
+                        err = ks_error_new(KS_ERR_KAFKA, "%s: %s", name,
+                                           errstr);
+                        continue;
+                }
+                /* Repartition records are consumed once: keep them a day
+                 * at most (Kafka Streams purges them). */
+                rd_kafka_NewTopic_set_config(nt[nt_cnt], "retention.ms",
+                                             "86400000");
+                nt_cnt++;
+                if (!plan_put(plan, name, want))
+                        err = ks_error_new(KS_ERR_NOMEM, "out of memory");
+                ks__log(KS_LOG_INFO,
+                        "creating internal topic %s with %" PRId32
+                        " partitions",
+                        name, want);
         }
         if (!err && nt_cnt)
                 err = create_topics(rk, nt, nt_cnt, timeout_ms);
@@ -317,6 +276,7 @@ static ks_error_t *plan_internal(ks_streams_t *s,
 static ks_error_t *plan_changelogs(ks_streams_t *s,
                                    rd_kafka_t *rk,
                                    plan_t *plan,
+                                   const ks_partition_plan_t *sizes,
                                    int timeout_ms) {
         const ks_topology_t *t = s->topology;
         rd_kafka_NewTopic_t *nt[256];
@@ -328,12 +288,9 @@ static ks_error_t *plan_changelogs(ks_streams_t *s,
                 if (!n->store)
                         continue;
                 char name[512], errstr[256], retention[32];
-                int32_t want;
+                int32_t want = sizes->sub_partitions[n->subtopology];
                 ks__changelog_topic_name(s->application_id, n->store->name,
                                          name, sizeof(name));
-                err = sub_partitions(s, plan, n->subtopology, &want);
-                if (err)
-                        break;
                 int32_t have = plan_get(plan, name);
                 if (have >= 0) {
                         if (have != want)
@@ -436,19 +393,19 @@ ks_error_t *ks__streams_prepare_topics(ks_streams_t *s) {
         }
         int timeout = (int)ks__conf_int(s->conf, "startup.timeout.ms");
         plan_t plan = {0};
-        err         = read_metadata(rk, timeout, bootstrap, &plan);
+        ks_partition_plan_t sizes = {0};
+        err = read_metadata(rk, timeout, bootstrap, &plan);
         if (!err)
                 err = check_sources(s, &plan);
         if (!err)
-                err = plan_internal(s, rk, &plan, timeout);
-        for (int sub = 0; !err && sub < s->topology->subtopology_cnt; sub++) {
-                int32_t cnt;
-                err = sub_partitions(s, &plan, sub, &cnt);
-        }
+                err = plan_partitions(s, &plan, &sizes);
         if (!err)
-                err = plan_changelogs(s, rk, &plan, timeout);
+                err = plan_internal(s, rk, &plan, &sizes, timeout);
+        if (!err)
+                err = plan_changelogs(s, rk, &plan, &sizes, timeout);
         if (!err)
                 err = build_subscription(s);
+        ks__partition_plan_clear(&sizes);
         plan_free(&plan);
         rd_kafka_destroy(rk);
         return err;

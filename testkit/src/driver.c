@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "conf_int.h"
+#include "copartition_int.h"
 #include "driver_int.h"
 #include "kstreams/partitioner.h"
 #include "kstreams/store.h"
@@ -279,129 +280,79 @@ void ks_test_driver_set_default_partitions(ks_test_driver_t *drv,
                 drv->default_partitions = partitions;
 }
 
-/* The partition count of the topics a sub-topology reads, -1 while an
- * upstream repartition topic is still unsized. */
-static int32_t sub_input_partitions(ks_test_driver_t *drv, int sub) {
+/* Named source topics the test did not create get the default count,
+ * as they would on first use: the plan needs every source sized. */
+static bool create_source_topics(ks_test_driver_t *drv) {
         const ks_topology_t *topo = drv->topology;
-        int32_t max               = 0;
         for (int i = 0; i < topo->node_cnt; i++) {
                 const ks_node_t *n = topo->nodes[i];
-                if (n->subtopology != sub || n->kind != KS_NODE_SOURCE)
+                if (n->kind != KS_NODE_SOURCE || n->internal || n->has_regex)
                         continue;
-                if (n->has_regex) {
-                        for (int k = 0; k < drv->topic_cnt; k++)
-                                if (ks__source_reads(n, drv->application_id,
-                                                     drv->topics[k].name) &&
-                                    drv->topics[k].partitions > max)
-                                        max = drv->topics[k].partitions;
-                        continue;
-                }
-                for (int k = 0; k < n->topic_cnt; k++) {
-                        char name[512];
-                        drv_topic_t *t;
-                        if (n->internal) {
-                                ks__internal_topic_name(drv->application_id,
-                                                        n->topics[k], name,
-                                                        sizeof(name));
-                                t = ks__drv_topic(drv, name);
-                                if (!t)
-                                        return -1;
-                        } else {
-                                t = topic_get(drv, n->topics[k]);
-                                if (!t)
-                                        return -1;
-                        }
-                        if (t->partitions > max)
-                                max = t->partitions;
-                }
+                for (int k = 0; k < n->topic_cnt; k++)
+                        if (!topic_get(drv, n->topics[k]))
+                                return false;
         }
-        return max ? max : drv->default_partitions;
+        return true;
 }
 
-/* As the runtime requires (admin.c): a task reads partition N of every
- * input of its sub-topology, so the inputs must be co-partitioned. The
- * driver refuses what production would refuse. */
-static ks_error_t *check_copartitioned(ks_test_driver_t *drv, int sub) {
+/* Sizes the repartition topics and the sub-topologies with the runtime's
+ * plan (copartition.c), so the driver accepts and refuses what production
+ * would, and creates the repartition topics. */
+static ks_error_t *plan_topics(ks_test_driver_t *drv,
+                               ks_partition_plan_t *plan) {
         const ks_topology_t *topo = drv->topology;
-        const char *first         = NULL;
-        int32_t count             = 0;
-        for (int k = 0; k < drv->topic_cnt; k++) {
-                const drv_topic_t *t = &drv->topics[k];
-                bool read            = false;
-                for (int i = 0; i < topo->node_cnt && !read; i++) {
-                        const ks_node_t *n = topo->nodes[i];
-                        read               = n->subtopology == sub &&
-                               n->kind == KS_NODE_SOURCE &&
-                               ks__source_reads(n, drv->application_id,
-                                                t->name);
-                }
-                if (!read)
+        if (!create_source_topics(drv))
+                return ks_error_new(KS_ERR_NOMEM, "out of memory");
+        ks_topic_count_t *have =
+                calloc((size_t)drv->topic_cnt + 1, sizeof(*have));
+        if (!have)
+                return ks_error_new(KS_ERR_NOMEM, "out of memory");
+        for (int i = 0; i < drv->topic_cnt; i++)
+                have[i] = (ks_topic_count_t){drv->topics[i].name,
+                                             drv->topics[i].partitions};
+        ks_error_t *err = ks__partition_plan(topo, drv->application_id, have,
+                                             drv->topic_cnt,
+                                             drv->default_partitions, plan);
+        free(have);
+        for (int i = 0; !err && i < topo->node_cnt; i++) {
+                const ks_node_t *n = topo->nodes[i];
+                if (n->kind != KS_NODE_SINK || !n->internal)
                         continue;
-                if (!first) {
-                        first = t->name;
-                        count = t->partitions;
-                } else if (t->partitions != count) {
-                        return ks_error_new(
-                                KS_ERR_TOPOLOGY,
-                                "sub-topology %d reads topics that are not "
-                                "co-partitioned: %s has %" PRId32
-                                " partitions, %s has %" PRId32
-                                "; give them the same partition count",
-                                sub, first, count, t->name, t->partitions);
-                }
+                char name[512];
+                int32_t want = plan->node_partitions[i];
+                ks__internal_topic_name(drv->application_id, n->topics[0], name,
+                                        sizeof(name));
+                drv_topic_t *t = ks__drv_topic(drv, name);
+                if (t && t->partitions != want)
+                        err = ks_error_new(KS_ERR_TOPOLOGY,
+                                           "internal topic %s has %" PRId32
+                                           " partitions but the topology "
+                                           "needs %" PRId32,
+                                           name, t->partitions, want);
+                else if (!t && !topic_add(drv, name, want))
+                        err = ks_error_new(KS_ERR_NOMEM, "out of memory");
         }
-        return NULL;
+        return err;
 }
 
-/* Sizes repartition topics as Kafka Streams does (the upstream
- * sub-topology's input partition count unless given), then creates one task
- * per (sub-topology, partition). */
+/* Sizes the topics as the runtime does, then creates one task per
+ * (sub-topology, partition). */
 static ks_error_t *start(ks_test_driver_t *drv) {
         const ks_topology_t *topo = drv->topology;
         char errstr[512];
-        for (int round = 0; round <= topo->node_cnt; round++) {
-                bool pending = false;
-                for (int i = 0; i < topo->node_cnt; i++) {
-                        const ks_node_t *n = topo->nodes[i];
-                        if (n->kind != KS_NODE_SINK || !n->internal)
-                                continue;
-                        char name[512];
-                        ks__internal_topic_name(drv->application_id,
-                                                n->topics[0], name,
-                                                sizeof(name));
-                        if (ks__drv_topic(drv, name))
-                                continue;
-                        int32_t cnt = n->partitions > 0
-                                              ? n->partitions
-                                              : sub_input_partitions(
-                                                        drv, n->subtopology);
-                        if (cnt < 0) {
-                                pending = true;
-                                continue;
-                        }
-                        if (!topic_add(drv, name, cnt))
-                                return ks_error_new(KS_ERR_NOMEM,
-                                                    "out of memory");
-                }
-                if (!pending)
-                        break;
-        }
-        int subs           = topo->subtopology_cnt;
-        drv->tasks_per_sub = calloc((size_t)subs, sizeof(int));
-        if (!drv->tasks_per_sub)
-                return ks_error_new(KS_ERR_NOMEM, "out of memory");
+        int subs                 = topo->subtopology_cnt;
+        ks_partition_plan_t plan = {0};
+        ks_error_t *perr         = plan_topics(drv, &plan);
+        if (!perr &&
+            !(drv->tasks_per_sub = calloc((size_t)subs + 1, sizeof(int))))
+                perr = ks_error_new(KS_ERR_NOMEM, "out of memory");
+        for (int s = 0; !perr && s < subs; s++)
+                drv->tasks_per_sub[s] = plan.sub_partitions[s];
+        ks__partition_plan_clear(&plan);
+        if (perr)
+                return perr;
         for (int s = 0; s < subs; s++) {
-                ks_error_t *cerr = check_copartitioned(drv, s);
-                if (cerr)
-                        return cerr;
-                int32_t cnt = sub_input_partitions(drv, s);
-                if (cnt < 0)
-                        return ks_error_new(KS_ERR_TOPOLOGY,
-                                            "sub-topology %d: a repartition "
-                                            "topic it reads has no size (a "
-                                            "cycle of repartitions?)",
-                                            s);
-                drv->tasks_per_sub[s] = cnt;
+                int32_t cnt = drv->tasks_per_sub[s];
                 /* Changelogs have one partition per task. */
                 for (int i = 0; i < topo->node_cnt; i++) {
                         const ks_node_t *n = topo->nodes[i];

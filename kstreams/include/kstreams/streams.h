@@ -66,8 +66,9 @@ KS_EXPORT void ks_streams_set_error_handler(ks_streams_t *s,
 /**
  * Checks that the brokers answer (within startup.timeout.ms), that the
  * source topics exist, that every sub-topology's input topics have one
- * partition count (co-partitioning), creates the internal topics, then
- * starts num.stream.threads threads.
+ * partition count (co-partitioning; a repartition topic without a given
+ * count takes the count of the topics it is joined with), creates the
+ * internal topics, then starts num.stream.threads threads.
  * @returns NULL, or a new error saying what is wrong (nothing is started).
  */
 KS_EXPORT ks_error_t *ks_streams_start(ks_streams_t *s);

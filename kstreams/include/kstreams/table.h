@@ -263,10 +263,15 @@ KS_EXPORT ks_table_t *ks_table_suppress_idle_advance(ks_table_t *suppressed,
  *
  * Co-partitioning: both sides of a join must be keyed and partitioned
  * alike, with equal partition counts: a join puts both sides in one
- * sub-topology, and a sub-topology whose input topics have different
- * partition counts fails at start, naming them. A side whose key may have
- * changed is repartitioned through <name>-repartition first (stream-stream:
- * <name>-left- and <name>-right-repartition), as Kafka Streams does.
+ * sub-topology, whose tasks read partition N of every input. A side whose
+ * key may have changed is repartitioned through <name>-repartition first
+ * (stream-stream: <name>-left- and <name>-right-repartition), as Kafka
+ * Streams does; a repartition topic without a given count takes the count
+ * of the source topics it is joined with (with none, the largest count of
+ * the joined repartition topics), as Kafka Streams'
+ * CopartitionedTopicsEnforcer. Counts that cannot be reconciled, two source
+ * topics or a repartition count given with ks_stream_repartition() that
+ * differ, fail at start, naming the topics.
  */
 
 /** Combines a left and a right value into the join result, allocated from

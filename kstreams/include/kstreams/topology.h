@@ -196,8 +196,12 @@ KS_EXPORT void ks_stream_to_dynamic(ks_stream_t *s,
 /**
  * Writes the stream through the internal topic
  * <application.id>-<name>-repartition, partitioned by its key, and reads it
- * back: a new sub-topology starts here. @p partitions 0 means "as many as
- * the upstream sub-topology's input".
+ * back: a new sub-topology starts here. @p partitions 0 sizes the topic at
+ * start, as Kafka Streams does: where the stream meets other inputs in one
+ * sub-topology (a join), it takes their partition count (the source topics'
+ * count, else the largest of the other repartition topics'); otherwise as
+ * many as the upstream sub-topology's input. A count given here is kept,
+ * and a join partner with another count fails the start, naming both.
  */
 KS_EXPORT ks_stream_t *ks_stream_repartition(ks_stream_t *s,
                                              const char *name,
