@@ -49,6 +49,14 @@ static const prop_t props[] = {
          "minute."},
         {"statestore.map.size", PROP_INT, "67108864", 1048576, 1099511627776LL,
          NULL, "Initial LMDB map size per task, in bytes; it grows on demand."},
+        {"statestore.cache.max.bytes", PROP_INT, "10485760", 0, 1099511627776LL,
+         NULL,
+         "Bytes of record cache shared by all the stores of an instance "
+         "(divided among its stream threads). Repeated updates of a key "
+         "within a commit interval are collapsed into one changelog record "
+         "and one downstream record, as Kafka Streams' cache does; 0 sends "
+         "every update. The test driver flushes it after every piped "
+         "record."},
         {"restore.batch.records", PROP_INT, "100000", 1, 100000000, NULL,
          "Changelog records applied per LMDB transaction while restoring."},
         {"buffered.records.per.partition", PROP_INT, "10000", 1, 10000000, NULL,

@@ -103,14 +103,15 @@ static void session_free(void *p) {
 
 /* Writes session [start, end] of the current key (NULL agg: removes it),
  * logs the change and forwards it with the session end as timestamp, as
- * Kafka Streams does. */
+ * Kafka Streams does. @p created: the session was not in the store. */
 static ks_err_t session_write(ks_ctx_t *ctx,
                               const session_t *s,
                               agg_state_t *st,
                               const void *key,
                               int64_t start,
                               int64_t end,
-                              const void *agg) {
+                              const void *agg,
+                              bool created) {
         ks_session_store_t *store = ks__ctx_session_store(ctx);
         ks_windowed_key_t *wk = ks_arena_alloc(ks_ctx_arena(ctx), sizeof(*wk));
         if (!wk)
@@ -130,10 +131,9 @@ static ks_err_t session_write(ks_ctx_t *ctx,
                 return ks__dsl_store_error(ctx, e);
         if ((err = ks__dsl_serialize(ctx, s->wkey_serde, wk, &st->ckey)))
                 return err;
-        if ((err = ks__ctx_log_change(
-                     ctx, (ks_bytes_t){st->ckey.data, st->ckey.len}, v)))
-                return err;
-        return ks_ctx_forward_ts(ctx, NULL, wk, agg, end);
+        ks_change_t change = {
+                {st->ckey.data, st->ckey.len}, v, wk, agg, end, created};
+        return ks__ctx_emit_change(ctx, &change, s->wkey_serde, s->agg_serde);
 }
 
 /* The sessions of the current key (in st->key) that a record at ts may
@@ -226,15 +226,18 @@ static ks_err_t session_process(ks_ctx_t *ctx,
          * Change(null, old)). A session whose window is the merged one is
          * overwritten by the put below instead: Kafka's record cache
          * collapses its remove and put into that one update too. */
+        bool created = true;
         for (size_t i = 0; i < n; i++) {
-                if (found[i].start == start && found[i].end == end)
+                if (found[i].start == start && found[i].end == end) {
+                        created = false;
                         continue;
+                }
                 if ((err = session_write(ctx, s, st, key, found[i].start,
-                                         found[i].end, NULL)))
+                                         found[i].end, NULL, false)))
                         return err;
         }
         agg = s->adder(arena, key, value, agg, s->opaque);
-        return session_write(ctx, s, st, key, start, end, agg);
+        return session_write(ctx, s, st, key, start, end, agg, created);
 }
 
 /* ---- the DSL ------------------------------------------------------------ */

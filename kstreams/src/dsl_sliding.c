@@ -25,6 +25,7 @@ typedef struct sliding_s {
         ks_serde_t *key_serde;  /* the group key: window store keys */
         ks_serde_t *agg_serde;  /* the aggregate */
         ks_serde_t *wkey_serde; /* windowed (key, start): changelog keys */
+        ks_serde_t *raw_serde;  /* reads a stored value as its aggregate */
         ks_initializer_fn *init;
         ks_aggregator_fn *adder;
         void *opaque;
@@ -53,7 +54,43 @@ static void sliding_free(void *p) {
         ks_serde_destroy(s->key_serde);
         ks_serde_destroy(s->agg_serde);
         ks_serde_destroy(s->wkey_serde);
+        ks_serde_destroy(s->raw_serde);
         free(s);
+}
+
+/* Stored values are the window's largest timestamp (8 bytes, big-endian)
+ * then the aggregate: what the record cache reads back when it flushes.
+ * Only ever deserializes. */
+static ks_err_t raw_ser(const void *obj,
+                        ks_buf_t *out,
+                        void *opaque,
+                        char *errstr,
+                        size_t errstr_size) {
+        (void)obj, (void)out, (void)opaque;
+        snprintf(errstr, errstr_size,
+                 "stored sliding windows are not "
+                 "serialized this way");
+        return KS_ERR_SERDE;
+}
+
+static ks_err_t raw_de(ks_arena_t *arena,
+                       const void *data,
+                       size_t len,
+                       const void **obj_out,
+                       void *opaque,
+                       char *errstr,
+                       size_t errstr_size) {
+        if (len < 8) {
+                snprintf(errstr, errstr_size,
+                         "a stored sliding window of %zu bytes", len);
+                return KS_ERR_SERDE;
+        }
+        return ks_serde_deserialize(opaque, arena, (const char *)data + 8,
+                                    len - 8, obj_out, errstr, errstr_size);
+}
+
+static void raw_free(void *opaque) {
+        ks_serde_destroy(opaque);
 }
 
 static bool seen_start(const rec_t *r, int64_t start) {
@@ -85,10 +122,10 @@ static ks_err_t put_forward(ks_ctx_t *ctx,
         ks_err_t err = ks__dsl_serialize(ctx, s->wkey_serde, wk, &st->ckey);
         if (err)
                 return err;
-        if ((err = ks__ctx_log_change(
-                     ctx, (ks_bytes_t){st->ckey.data, st->ckey.len}, raw)))
-                return err;
-        return ks_ctx_forward_ts(ctx, NULL, wk, agg, ts);
+        /* Sliding windows are never deleted: created does not matter. */
+        ks_change_t change = {
+                {st->ckey.data, st->ckey.len}, raw, wk, agg, ts, false};
+        return ks__ctx_emit_change(ctx, &change, s->wkey_serde, s->raw_serde);
 }
 
 /* Kafka's updateWindowAndForward: adds the record to window @p start whose
@@ -401,6 +438,8 @@ static ks_table_t *sliding_aggregate(ks_sliding_windowed_t *w,
         s->key_serde    = ks_serde_ref(g->key_serde);
         s->agg_serde    = agg_serde;
         s->wkey_serde = ks_serde_windowed(ks_serde_ref(g->key_serde), w->diff);
+        s->raw_serde  = ks_serde_new("sliding-window-value", raw_ser, raw_de,
+                                     ks_serde_ref(agg_serde), raw_free);
         s->init       = init;
         s->adder      = adder;
         s->opaque     = opaque;

@@ -263,9 +263,8 @@ static ks_err_t kv_aggregate(ks_ctx_t *ctx,
                 ks_error_destroy(e);
                 return err;
         }
-        if ((err = ks__ctx_log_change(ctx, k, v)))
-                return err;
-        return ks_ctx_forward(ctx, key, agg);
+        ks_change_t change = {k, v, key, agg, ks_ctx_timestamp(ctx), !found};
+        return ks__ctx_emit_change(ctx, &change, a->key_serde, a->agg_serde);
 }
 
 static ks_err_t window_aggregate(ks_ctx_t *ctx,
@@ -322,10 +321,10 @@ static ks_err_t window_aggregate(ks_ctx_t *ctx,
                 /* The changelog key is the windowed key's bytes. */
                 if ((err = ks__dsl_serialize(ctx, a->wkey_serde, wk, &st->key)))
                         return err;
-                ks_bytes_t ck = {st->key.data, st->key.len};
-                if ((err = ks__ctx_log_change(ctx, ck, v)))
-                        return err;
-                if ((err = ks_ctx_forward(ctx, wk, agg)))
+                ks_change_t change = {
+                        {st->key.data, st->key.len}, v, wk, agg, ts, !found};
+                if ((err = ks__ctx_emit_change(ctx, &change, a->wkey_serde,
+                                               a->agg_serde)))
                         return err;
         }
         return KS_OK;

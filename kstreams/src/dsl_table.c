@@ -69,9 +69,11 @@ static ks_err_t tsource_process(ks_ctx_t *ctx,
         ks_error_t *e = ks_kv_store_put(ks__ctx_kv_store(ctx), k, v);
         if (e)
                 return ks__dsl_store_error(ctx, e);
-        if ((err = ks__ctx_log_change(ctx, k, v)))
-                return err;
-        return ks_ctx_forward(ctx, key, value);
+        /* Whether the key existed is not known without a read: a
+         * deletion is always sent on. */
+        ks_change_t change = {k, v, key, value, ks_ctx_timestamp(ctx), false};
+        return ks__ctx_emit_change(ctx, &change, ts->key_serde,
+                                   ts->value_serde);
 }
 
 ks_table_t *ks_builder_table(ks_builder_t *b,

@@ -11,6 +11,7 @@
 #include "conf_int.h"
 #include "log_int.h"
 #include "kstreams/store.h"
+#include "record_cache.h"
 #include "streams_int.h"
 
 /* A consumed record that has headers travels with them in one block; the
@@ -59,6 +60,9 @@ struct ks_stream_thread_s {
         uint64_t delivery_failed;
         pthread_mutex_t mlock;
         ks_streams_metrics_t published;
+        /* The record caches of all its tasks share this thread's part of
+         * statestore.cache.max.bytes, as Kafka Streams' ThreadCache. */
+        ks_cache_budget_t cache_budget;
 };
 
 static assigned_t *find_assigned(ks_stream_thread_t *t,
@@ -203,8 +207,14 @@ static void dr_msg_cb(rd_kafka_t *rk,
  * is acknowledged, then commit their offsets. @returns false if that could
  * not be done now (it is tried again at the next interval). */
 static bool commit(ks_stream_thread_t *t) {
-        int64_t t0              = ks_now_ms();
-        t->last_commit          = t0;
+        int64_t t0     = ks_now_ms();
+        t->last_commit = t0;
+        /* The cached changes go out first: the flush below then waits for
+         * their changelog records too, before any store commits. */
+        for (int i = 0; i < t->task_cnt && !t->fatal; i++)
+                t->fatal = ks__task_flush_cache(t->tasks[i]);
+        if (t->fatal)
+                return false;
         rd_kafka_resp_err_t err = rd_kafka_flush(t->producer, 30000);
         if (err) {
                 ks__log_limited(&t->rl_commit, 10000, KS_LOG_WARNING,
@@ -494,6 +504,7 @@ static ks_task_t *task_get(ks_stream_thread_t *t,
                 *errp = ks_error_new(KS_ERR_INVALID_ARG, "%s", errstr);
                 return NULL;
         }
+        ks__task_set_cache_budget(task, &t->cache_budget);
         for (int i = 0; i < ks__task_store_count(task) && !*errp; i++)
                 *errp = restore_store(t, task, i);
         if (!*errp)
@@ -718,6 +729,8 @@ static void publish_metrics(ks_stream_thread_t *t) {
         m.punctuations += t->closed.punctuations;
         m.dropped_late += t->closed.dropped_late;
         m.dropped_skipped += t->closed.dropped_skipped;
+        m.cache_puts += t->closed.cache_puts;
+        m.cache_flushed += t->closed.cache_flushed;
         for (int i = 0; i < t->task_cnt; i++)
                 ks__metrics_add_task(&m, ks__task_metrics(t->tasks[i]));
         m.assigned_partitions = (uint64_t)t->assigned_cnt;
@@ -768,8 +781,13 @@ static void *thread_main(void *arg) {
         }
         if (!err) {
                 /* A clean stop: commit, then leave the group (the revoke
-                 * callback runs inside consumer_close). */
+                 * callback runs inside consumer_close). A commit that
+                 * cannot flush the record caches fails the thread. */
                 commit(t);
+                err      = t->fatal;
+                t->fatal = NULL;
+        }
+        if (!err) {
                 rd_kafka_consumer_close(t->consumer);
         } else {
                 /* Failed: no commit, so the failing records come back. While
@@ -897,7 +915,10 @@ ks_stream_thread_t *ks__stream_thread_new(ks_streams_t *s,
         pthread_mutex_init(&t->mlock, NULL);
         t->batch_size      = (int)ks__conf_int(s->conf, "consume.batch.size");
         t->commit_interval = ks__conf_int(s->conf, "commit.interval.ms");
-        t->poll_ms         = ks__conf_int(s->conf, "poll.ms");
+        t->cache_budget.max =
+                (size_t)ks__conf_int(s->conf, "statestore.cache.max.bytes") /
+                (size_t)ks__conf_int(s->conf, "num.stream.threads");
+        t->poll_ms = ks__conf_int(s->conf, "poll.ms");
         t->max_buffered =
                 (size_t)ks__conf_int(s->conf, "buffered.records.per.partition");
         t->prod_handler = ks__conf_handler(
@@ -982,6 +1003,8 @@ void ks__stream_thread_metrics(ks_stream_thread_t *t,
         out->rebalances += m->rebalances;
         out->dropped_late += m->dropped_late;
         out->dropped_skipped += m->dropped_skipped;
+        out->cache_puts += m->cache_puts;
+        out->cache_flushed += m->cache_flushed;
         out->records_restored += m->records_restored;
         out->restore_ms += m->restore_ms;
         out->assigned_partitions += m->assigned_partitions;

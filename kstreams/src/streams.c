@@ -279,6 +279,8 @@ void ks__metrics_add_task(ks_streams_metrics_t *out,
         out->punctuations += m->punctuations;
         out->dropped_late += m->dropped_late;
         out->dropped_skipped += m->dropped_skipped;
+        out->cache_puts += m->cache_puts;
+        out->cache_flushed += m->cache_flushed;
 }
 
 void ks_streams_metrics(const ks_streams_t *s, ks_streams_metrics_t *out) {

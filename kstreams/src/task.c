@@ -81,8 +81,18 @@ ks_task_t *ks__task_new(const ks_topology_t *t,
         task->changelog_acked = calloc((size_t)t->node_cnt, sizeof(int64_t));
         task->sink_topics     = calloc((size_t)t->node_cnt, sizeof(char *));
         task->punct_arena     = ks_arena_new(4096);
+        task->caches = calloc((size_t)t->node_cnt, sizeof(*task->caches));
+        task->cache_key_serdes =
+                calloc((size_t)t->node_cnt, sizeof(ks_serde_t *));
+        task->cache_value_serdes =
+                calloc((size_t)t->node_cnt, sizeof(ks_serde_t *));
+        task->own_budget.max =
+                (size_t)ks__conf_int(conf, "statestore.cache.max.bytes");
+        task->budget = &task->own_budget;
         if (!task->states || !task->sink_topics || !task->punct_arena ||
-            !task->stores || !task->changelogs || !task->changelog_acked)
+            !task->stores || !task->changelogs || !task->changelog_acked ||
+            !task->caches || !task->cache_key_serdes ||
+            !task->cache_value_serdes)
                 goto err_oom;
         for (int i = 0; i < t->node_cnt; i++) {
                 const ks_node_t *n = t->nodes[i];
@@ -116,15 +126,15 @@ err_oom:
         return NULL;
 }
 
-static void ctx_enter(ks_task_t *task,
-                      int node,
-                      ks_arena_t *arena,
-                      const char *topic,
-                      int32_t partition,
-                      int64_t offset,
-                      int64_t ts,
-                      const ks_header_t *headers,
-                      size_t header_cnt) {
+void ks__task_ctx_enter(ks_task_t *task,
+                        int node,
+                        ks_arena_t *arena,
+                        const char *topic,
+                        int32_t partition,
+                        int64_t offset,
+                        int64_t ts,
+                        const ks_header_t *headers,
+                        size_t header_cnt) {
         ks_ctx_t *ctx     = &task->ctx;
         ctx->node         = node;
         ctx->arena        = arena;
@@ -149,8 +159,8 @@ ks_error_t *ks__task_init(ks_task_t *task) {
                 if (n->subtopology != task->subtopology ||
                     n->kind != KS_NODE_PROCESSOR || !n->def.init)
                         continue;
-                ctx_enter(task, i, task->punct_arena, NULL, -1, -1,
-                          task->stream_time, NULL, 0);
+                ks__task_ctx_enter(task, i, task->punct_arena, NULL, -1, -1,
+                                   task->stream_time, NULL, 0);
                 ks_err_t err = n->def.init(&task->ctx, &task->states[i],
                                            n->def.opaque);
                 ks_arena_reset(task->punct_arena);
@@ -186,13 +196,14 @@ void ks__task_destroy(ks_task_t *task) {
                         if (n->subtopology != task->subtopology ||
                             n->kind != KS_NODE_PROCESSOR || !n->def.close)
                                 continue;
-                        ctx_enter(task, i, task->punct_arena, NULL, -1, -1,
-                                  task->stream_time, NULL, 0);
+                        ks__task_ctx_enter(task, i, task->punct_arena, NULL, -1,
+                                           -1, task->stream_time, NULL, 0);
                         n->def.close(&task->ctx, task->states[i],
                                      n->def.opaque);
                         ks_arena_reset(task->punct_arena);
                 }
         }
+        ks__task_drop_caches(task);
         for (int i = 0; i < task->queue_cnt; i++) {
                 ks_queue_t *q = &task->queues[i];
                 queue_release_all(task, q);
@@ -215,6 +226,9 @@ void ks__task_destroy(ks_task_t *task) {
         free(task->changelog_acked);
         free(task->sink_topics);
         free(task->states);
+        free(task->caches);
+        free(task->cache_key_serdes);
+        free(task->cache_value_serdes);
         ks_arena_destroy(task->punct_arena);
         ks_buf_free(&task->key_buf);
         ks_buf_free(&task->value_buf);
@@ -452,8 +466,8 @@ static ks_error_t *punctuate(ks_task_t *task,
                 ks_punctuator_t *p = task->puncts[i];
                 if (p->cancelled || p->type != type || p->next > now)
                         continue;
-                ctx_enter(task, p->node, task->punct_arena, NULL, -1, -1, now,
-                          NULL, 0);
+                ks__task_ctx_enter(task, p->node, task->punct_arena, NULL, -1,
+                                   -1, now, NULL, 0);
                 ks_err_t err = p->fn(&task->ctx, now, p->opaque);
                 ks_arena_reset(task->punct_arena);
                 task->metrics.punctuations++;
@@ -518,8 +532,9 @@ int ks__task_process_one(ks_task_t *task, ks_error_t **errp) {
                 task->stream_time = ts;
         if (ts > best->partition_time)
                 best->partition_time = ts;
-        ctx_enter(task, source_node, best->arena, rec.topic, rec.partition,
-                  rec.offset, ts, rec.headers, rec.header_cnt);
+        ks__task_ctx_enter(task, source_node, best->arena, rec.topic,
+                           rec.partition, rec.offset, ts, rec.headers,
+                           rec.header_cnt);
         ks_err_t err =
                 ks_ctx_forward(&task->ctx, best->head_key, best->head_value);
         task->metrics.records_processed++;

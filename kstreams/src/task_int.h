@@ -61,6 +61,8 @@ typedef struct ks_task_metrics_s {
         uint64_t punctuations;
         uint64_t dropped_late;    /* records for windows already closed */
         uint64_t dropped_skipped; /* null keys/values an aggregation skips */
+        uint64_t cache_puts;      /* store changes given to record caches */
+        uint64_t cache_flushed;   /* ... that left them (the rest collapsed) */
 } ks_task_metrics_t;
 
 typedef struct ks_task_s ks_task_t;
@@ -139,6 +141,20 @@ KS_EXPORT ks_error_t *ks__task_restore_commit(ks_task_t *task,
  * written in the same LMDB transaction as the data. No-op without stores.
  */
 KS_EXPORT ks_error_t *ks__task_commit_state(ks_task_t *task);
+/**
+ * Logs and forwards every change waiting in the task's record caches. The
+ * runtime calls it at each commit before flushing the producer (so the
+ * changelog is acknowledged before the store commits), the test driver
+ * after each piped record.
+ * @returns NULL, or the error that fails the task.
+ */
+KS_EXPORT ks_error_t *ks__task_flush_cache(ks_task_t *task);
+struct ks_cache_budget_s;
+/** Makes the task's caches draw on @p budget (borrowed; shared by the
+ *  tasks of one stream thread) instead of their own; NULL: their own. Call
+ *  before the task processes anything. */
+KS_EXPORT void ks__task_set_cache_budget(ks_task_t *task,
+                                         struct ks_cache_budget_s *budget);
 /** Drops uncommitted state writes (after a failed commit). */
 KS_EXPORT void ks__task_abort_state(ks_task_t *task);
 

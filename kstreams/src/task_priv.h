@@ -5,6 +5,7 @@
 #include "conf_int.h"
 #include "kstreams/store.h"
 #include "log_int.h"
+#include "record_cache.h"
 #include "task_int.h"
 
 struct ks_punctuator_s {
@@ -66,6 +67,12 @@ struct ks_task_s {
         char **changelogs;  /* per node id: its store's changelog topic */
         int64_t *changelog_acked; /* per node id: last acknowledged offset */
         ks_state_env_t *env;      /* persistent stores; NULL: in memory */
+        /* Per node id: the record cache of its store and how its entries
+         * are read back to go downstream (task_cache.c). */
+        ks_record_cache_t **caches;
+        ks_serde_t **cache_key_serdes, **cache_value_serdes;
+        ks_cache_budget_t own_budget; /* used unless the runtime shares one */
+        ks_cache_budget_t *budget;
         ks_queue_t *queues;
         int queue_cnt;
         int64_t stream_time;
@@ -89,6 +96,19 @@ ks_err_t ks__task_run_node(ks_ctx_t *ctx,
                            const void *value);
 
 int64_t ks__task_wall_clock(const ks_task_t *task);
+/** Points the task's context at node @p node for a record with this
+ *  context (task.c). */
+void ks__task_ctx_enter(ks_task_t *task,
+                        int node,
+                        ks_arena_t *arena,
+                        const char *topic,
+                        int32_t partition,
+                        int64_t offset,
+                        int64_t ts,
+                        const ks_header_t *headers,
+                        size_t header_cnt);
+/** Frees the record caches without flushing them (task_cache.c). */
+void ks__task_drop_caches(ks_task_t *task);
 /** Creates the stores of the task's nodes (task_state.c). */
 ks_error_t *ks__task_open_stores(ks_task_t *task);
 void ks__task_close_stores(ks_task_t *task);
@@ -108,6 +128,30 @@ ks_err_t ks__ctx_log_change_for(ks_ctx_t *ctx,
                                 int node,
                                 ks_bytes_t key,
                                 ks_bytes_t value);
+/** A change of the current node's store, already written to the store. */
+typedef struct ks_change_s {
+        ks_bytes_t key;   /* the changelog key */
+        ks_bytes_t value; /* data NULL: deleted */
+        /* The downstream record if it goes now (no cache): its key and
+         * value objects and timestamp. */
+        const void *key_obj, *value_obj;
+        int64_t timestamp;
+        bool created; /* the key was not in the store before this write */
+} ks_change_t;
+
+/**
+ * Logs a change of the current node's store and forwards it downstream:
+ * at once when statestore.cache.max.bytes is 0, else through the task's
+ * record cache, which keeps the latest change per key until the commit (or
+ * until the cache is full) and then logs it and forwards @p key_serde's and
+ * @p value_serde's reading of its bytes (borrowed; they must outlive the
+ * task, as the operator's own serdes do). Repeated updates of a key within
+ * a commit interval thus cost one changelog and one downstream record.
+ */
+ks_err_t ks__ctx_emit_change(ks_ctx_t *ctx,
+                             const ks_change_t *change,
+                             ks_serde_t *key_serde,
+                             ks_serde_t *value_serde);
 void ks__ctx_count_late(ks_ctx_t *ctx);
 /** Counts a record an aggregation cannot use (null key or value). */
 void ks__ctx_count_skipped(ks_ctx_t *ctx);

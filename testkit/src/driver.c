@@ -230,7 +230,9 @@ ks_test_driver_t *ks_test_driver_new(const ks_topology_t *topology,
         if (ks__conf_check_handlers(drv->conf, errstr, errstr_size))
                 goto err_free;
         drv->application_id = ks__conf_str(drv->conf, "application.id");
-        drv->collector.send = collector_send;
+        drv->cache_budget.max =
+                (size_t)ks__conf_int(drv->conf, "statestore.cache.max.bytes");
+        drv->collector.send            = collector_send;
         drv->collector.partition_count = collector_partitions;
         drv->collector.wall_clock      = collector_clock;
         drv->collector.opaque          = drv;
@@ -382,7 +384,8 @@ static ks_error_t *start(ks_test_driver_t *drv) {
                                 return ks_error_new(KS_ERR_INVALID_ARG, "%s",
                                                     errstr);
                         drv->tasks[drv->task_cnt++] = task;
-                        ks_error_t *err             = ks__task_init(task);
+                        ks__task_set_cache_budget(task, &drv->cache_budget);
+                        ks_error_t *err = ks__task_init(task);
                         if (err)
                                 return err;
                 }
@@ -411,18 +414,30 @@ static ks_error_t *ensure_started(ks_test_driver_t *drv) {
         return drv->started ? NULL : start(drv);
 }
 
-/* Processes until no task has anything buffered, or a handler fails. */
+/* Processes until no task has anything buffered, or a handler fails. As
+ * Kafka Streams' TopologyTestDriver, it commits after every record: the
+ * record caches are flushed, so a test sees every update (and whatever a
+ * punctuator cached before is flushed first). */
 static ks_error_t *run_until_idle(ks_test_driver_t *drv) {
+        for (int i = 0; i < drv->task_cnt && !drv->manual_commit; i++) {
+                ks_error_t *err = ks__task_flush_cache(drv->tasks[i]);
+                if (err)
+                        return err;
+        }
         bool busy = true;
         while (busy) {
                 busy = false;
                 for (int i = 0; i < drv->task_cnt; i++) {
                         ks_error_t *err = NULL;
                         int r = ks__task_process_one(drv->tasks[i], &err);
+                        if (r == 0)
+                                continue;
                         if (r < 0)
                                 return err;
-                        if (r > 0)
-                                busy = true;
+                        if (!drv->manual_commit &&
+                            (err = ks__task_flush_cache(drv->tasks[i])))
+                                return err;
+                        busy = true;
                 }
         }
         return NULL;
@@ -478,6 +493,30 @@ ks_error_t *ks_test_driver_pipe_str(ks_test_driver_t *drv,
         return ks_test_driver_pipe(drv, topic, -1, key, key ? strlen(key) : 0,
                                    value, value ? strlen(value) : 0, timestamp,
                                    NULL, 0);
+}
+
+void ks_test_driver_set_manual_commit(ks_test_driver_t *drv, bool manual) {
+        drv->manual_commit = manual;
+}
+
+ks_error_t *ks_test_driver_commit(ks_test_driver_t *drv) {
+        ks_error_t *err = ensure_started(drv);
+        /* Flushing sends records on (to repartition topics) that other
+         * tasks then process and cache: until nothing moves. */
+        bool again = true;
+        while (!err && again) {
+                again = false;
+                for (int i = 0; !err && i < drv->task_cnt; i++) {
+                        uint64_t before =
+                                ks__task_metrics(drv->tasks[i])->cache_flushed;
+                        err = ks__task_flush_cache(drv->tasks[i]);
+                        again |= ks__task_metrics(drv->tasks[i])
+                                         ->cache_flushed != before;
+                }
+                if (!err)
+                        err = run_until_idle(drv);
+        }
+        return err;
 }
 
 ks_error_t *ks_test_driver_advance_wall_clock(ks_test_driver_t *drv,
@@ -548,6 +587,8 @@ uint64_t ks_test_driver_metric(const ks_test_driver_t *drv, const char *name) {
                 {"dropped-late", offsetof(ks_task_metrics_t, dropped_late)},
                 {"dropped-skipped",
                  offsetof(ks_task_metrics_t, dropped_skipped)},
+                {"cache-puts", offsetof(ks_task_metrics_t, cache_puts)},
+                {"cache-flushed", offsetof(ks_task_metrics_t, cache_flushed)},
         };
         if (!strcmp(name, "tasks"))
                 return (uint64_t)drv->task_cnt;

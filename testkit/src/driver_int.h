@@ -3,6 +3,7 @@
 #define KS_DRIVER_INT_H
 
 #include "kstreams/test_driver.h"
+#include "record_cache.h"
 #include "task_int.h"
 
 typedef struct drv_topic_s {
@@ -27,6 +28,10 @@ struct ks_test_driver_s {
         bool started;
         int64_t wall_clock;
         ks_collector_t collector;
+        /* The record caches of all tasks share one budget, as a stream
+         * thread's do; flushed after every record unless manual_commit. */
+        ks_cache_budget_t cache_budget;
+        bool manual_commit;
 };
 
 drv_topic_t *ks__drv_topic(const ks_test_driver_t *drv, const char *name);

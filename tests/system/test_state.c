@@ -37,15 +37,37 @@ static int64_t be64(const char *p) {
         return (int64_t)v;
 }
 
-/* Waits until @p want count updates are in the output, then returns the
- * latest count of every key (per-key order holds within a partition). */
-static size_t latest_counts(size_t want, int64_t *counts) {
-        kt_record_t *recs;
-        size_t n = kt_consume_all(bootstrap, out, want, 90000, &recs);
-        memset(counts, 0, KEYS * sizeof(int64_t));
-        for (size_t i = 0; i < n; i++)
-                counts[atoi(recs[i].key + 1)] = be64(recs[i].value);
-        kt_records_free(recs, n);
+/* Reads the output until the latest count of every key is @p want (per-key
+ * order holds within a partition), for up to 90 s. The record cache sends
+ * one update per key and commit, so how many updates that takes varies.
+ * @returns the number of updates read; *counts the latest counts. */
+static size_t await_counts(int64_t want, int64_t *counts) {
+        for (int tries = 0; tries < 45; tries++) {
+                kt_record_t *recs;
+                size_t n =
+                        kt_consume_all(bootstrap, out, SIZE_MAX, 2000, &recs);
+                memset(counts, 0, KEYS * sizeof(int64_t));
+                for (size_t i = 0; i < n; i++)
+                        counts[atoi(recs[i].key + 1)] = be64(recs[i].value);
+                kt_records_free(recs, n);
+                int done = 0;
+                for (int k = 0; k < KEYS; k++)
+                        done += counts[k] == want;
+                if (done == KEYS)
+                        return n;
+        }
+        return 0;
+}
+
+/* await_counts(), failing the test with the counts it saw. */
+static size_t expect_counts(int64_t want) {
+        int64_t counts[KEYS];
+        size_t n = await_counts(want, counts);
+        int off  = 0;
+        for (int k = 0; k < KEYS; k++)
+                off += counts[k] != want;
+        ck_assert_msg(n > 0, "after 90 s %d keys were not at %lld (k0 at %lld)",
+                      off, (long long)want, (long long)counts[0]);
         return n;
 }
 
@@ -81,29 +103,27 @@ START_TEST(sigkill_then_restart_restores_from_checkpoint_and_tail) {
         names("state-kill");
         char dir[] = "/tmp/ks-state-XXXXXX";
         ck_assert_ptr_nonnull(mkdtemp(dir));
-        int64_t counts[KEYS];
         kt_produce(bootstrap, in, 0, 4000, "k", KEYS, "{\"id\":%d}");
         pid_t a = start(dir);
-        ck_assert_uint_eq(latest_counts(4000, counts), 4000);
-        for (int k = 0; k < KEYS; k++)
-                ck_assert_int_eq(counts[k], 80);
+        /* 80 updates per key, collapsed by the record cache: the 4000
+         * records were there before the start, so few commits saw them. */
+        size_t updates = expect_counts(80);
+        fprintf(stderr, "4000 records became %zu count updates\n", updates);
+        ck_assert_uint_lt(updates, 2000);
         sleep(2); /* a commit (every 200 ms) covers everything */
         kt_stop(a, SIGKILL, 1000);
 
         a = start(dir);
         kt_produce(bootstrap, in, 4000, 2000, "k", KEYS, "{\"id\":%d}");
-        ck_assert_uint_eq(latest_counts(6000, counts), 6000);
+        /* No update lost: 120 per key, counting on from the restored 80. */
+        expect_counts(120);
         int st = kt_stop(a, SIGTERM, 30000);
         ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-        /* No update lost: 120 per key, counting on from the restored 80. */
-        for (int k = 0; k < KEYS; k++)
-                ck_assert_int_eq(counts[k], 120);
         /* The LMDB checkpoint was current: restoration replayed only the
-         * changelog's tail (4000 changes were logged before the kill). */
+         * changelog's tail. */
         long restored = restored_in_log(0);
         fprintf(stderr,
-                "restart after SIGKILL replayed %ld of 4000 "
-                "changelog records\n",
+                "restart after SIGKILL replayed %ld changelog records\n",
                 restored);
         ck_assert_int_ge(restored, 0);
         ck_assert_int_lt(restored, 400);
@@ -120,22 +140,19 @@ START_TEST(a_second_instance_rebuilds_moved_stores_from_the_changelog) {
         char d1[] = "/tmp/ks-state-XXXXXX", d2[] = "/tmp/ks-state-XXXXXX";
         ck_assert_ptr_nonnull(mkdtemp(d1));
         ck_assert_ptr_nonnull(mkdtemp(d2));
-        int64_t counts[KEYS];
         kt_produce(bootstrap, in, 0, 3000, "k", KEYS, "{\"id\":%d}");
         pid_t a = start(d1);
-        ck_assert_uint_eq(latest_counts(3000, counts), 3000);
+        expect_counts(60);
         /* B joins with an empty state directory: the tasks it takes are
          * rebuilt from their changelogs before it processes anything. */
         pid_t b = start(d2);
         sleep(8);
         kt_produce(bootstrap, in, 3000, 3000, "k", KEYS, "{\"id\":%d}");
-        ck_assert_uint_eq(latest_counts(6000, counts), 6000);
+        expect_counts(120);
         int sb = kt_stop(b, SIGTERM, 30000);
         int sa = kt_stop(a, SIGTERM, 30000);
         ck_assert(WIFEXITED(sa) && WEXITSTATUS(sa) == 0);
         ck_assert(WIFEXITED(sb) && WEXITSTATUS(sb) == 0);
-        for (int k = 0; k < KEYS; k++)
-                ck_assert_int_eq(counts[k], 120);
         /* B printed its line first (stopped first). */
         long restored = restored_in_log(0);
         fprintf(stderr, "the new instance restored %ld changelog records\n",

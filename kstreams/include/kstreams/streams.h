@@ -104,6 +104,11 @@ typedef struct ks_streams_metrics_s {
         uint64_t rebalances;
         uint64_t assigned_partitions; /**< now */
         uint64_t active_tasks;        /**< now */
+        /** Store changes given to the record caches
+         *  (statestore.cache.max.bytes); cache_flushed of them were logged
+         *  and sent downstream, the rest collapsed into later updates. */
+        uint64_t cache_puts;
+        uint64_t cache_flushed;
 } ks_streams_metrics_t;
 
 /** Fills @p out. Safe to call from any thread at any time. */

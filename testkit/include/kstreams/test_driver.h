@@ -92,6 +92,21 @@ KS_EXPORT ks_error_t *ks_test_driver_pipe_str(ks_test_driver_t *drv,
                                               const char *value,
                                               int64_t timestamp);
 
+/**
+ * As Kafka Streams' TopologyTestDriver, the driver commits after every
+ * record it processes, so the record caches (statestore.cache.max.bytes)
+ * are flushed and every update shows. With @p manual true it commits only
+ * in ks_test_driver_commit(): updates then wait in the caches, collapsed
+ * per key, until the commit or an eviction, as between a runtime's commits.
+ */
+KS_EXPORT void ks_test_driver_set_manual_commit(ks_test_driver_t *drv,
+                                                bool manual);
+/** Commits: flushes every record cache, processes what that sent to
+ *  internal topics, and so on until nothing is left. @returns NULL, or the
+ *  error a flush failed with (a changelog failure, or a downstream one
+ *  under the "fail" processing handler). */
+KS_EXPORT ks_error_t *ks_test_driver_commit(ks_test_driver_t *drv);
+
 /** Moves the wall clock forward and runs due wall-clock punctuators. */
 KS_EXPORT ks_error_t *ks_test_driver_advance_wall_clock(ks_test_driver_t *drv,
                                                         int64_t ms);
@@ -116,7 +131,10 @@ KS_EXPORT int32_t ks_test_driver_partitions(const ks_test_driver_t *drv,
  * "records-produced", "dropped-deserialization", "dropped-processing",
  * "dropped-production", "dead-lettered", "punctuations", "dropped-late"
  * (records for closed windows), "dropped-skipped" (null keys or values an
- * aggregation cannot use), "tasks".
+ * aggregation cannot use), "cache-puts" and "cache-flushed" (store changes
+ * given to the record caches, and those sent on: the driver flushes after
+ * every record, so they differ only by deletions of keys created since),
+ * "tasks".
  * @returns the sum, or UINT64_MAX for an unknown name.
  */
 KS_EXPORT uint64_t ks_test_driver_metric(const ks_test_driver_t *drv,
