@@ -505,14 +505,20 @@ static ks_task_t *task_get(ks_stream_thread_t *t,
                 return NULL;
         }
         ks__task_set_cache_budget(task, &t->cache_budget);
+        /* Interactive queries see the task as restoring until it is
+         * ready. */
+        if (env)
+                *errp = ks__iq_task_add(t->s, task, env);
         for (int i = 0; i < ks__task_store_count(task) && !*errp; i++)
                 *errp = restore_store(t, task, i);
         if (!*errp)
                 *errp = ks__task_init(task);
         if (*errp) {
+                ks__iq_task_remove(t->s, task);
                 ks__task_destroy(task);
                 return NULL;
         }
+        ks__iq_task_ready(t->s, task);
         t->tasks[t->task_cnt++] = task;
         return task;
 }
@@ -534,6 +540,8 @@ static void close_all_tasks(ks_stream_thread_t *t) {
         t->assigned_cnt = 0;
         for (int i = 0; i < t->task_cnt; i++) {
                 ks__metrics_add_task(&t->closed, ks__task_metrics(t->tasks[i]));
+                /* Waits for the queries reading its stores. */
+                ks__iq_task_remove(t->s, t->tasks[i]);
                 ks__task_destroy(t->tasks[i]);
         }
         free(t->tasks);
@@ -977,6 +985,10 @@ void ks__stream_thread_destroy(ks_stream_thread_t *t) {
         free(t->batch);
         pthread_mutex_destroy(&t->mlock);
         free(t);
+}
+
+rd_kafka_t *ks__stream_thread_producer(ks_stream_thread_t *t) {
+        return t->producer;
 }
 
 bool ks__stream_thread_assigned(const ks_stream_thread_t *t) {

@@ -94,7 +94,9 @@ ks_streams_t *ks_streams_new(const ks_topology_t *topology,
         s->topology       = topology;
         s->application_id = ks__conf_str(s->conf, "application.id");
         s->state          = KS_STATE_CREATED;
+        atomic_init(&s->state_seen, KS_STATE_CREATED);
         pthread_mutex_init(&s->lock, NULL);
+        ks__iq_init(&s->iq);
         return s;
 }
 
@@ -124,6 +126,7 @@ static void set_state_locked(ks_streams_t *s, ks_state_t state) {
              state != KS_STATE_NOT_RUNNING && state != KS_STATE_ERROR))
                 return;
         s->state = state;
+        atomic_store(&s->state_seen, (int)state);
         ks__log(KS_LOG_INFO, "%s: state %s -> %s", s->application_id,
                 ks_state_name(old), ks_state_name(state));
         if (s->state_listener)
@@ -254,6 +257,7 @@ void ks_streams_destroy(ks_streams_t *s) {
         for (int i = 0; i < s->subscription_cnt; i++)
                 free(s->subscription[i]);
         free(s->subscription);
+        ks__iq_fini(&s->iq); /* the threads unregistered their tasks */
         pthread_mutex_destroy(&s->lock);
         ks_conf_destroy(s->conf);
         free(s);

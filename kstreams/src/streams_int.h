@@ -11,6 +11,18 @@
 #include "task_int.h"
 
 typedef struct ks_stream_thread_s ks_stream_thread_t;
+struct ks_state_env_s;
+
+/** The tasks whose stores this instance serves to interactive queries
+ *  (iq.c). */
+typedef struct ks_iq_s {
+        pthread_mutex_t lock;
+        pthread_cond_t released; /* a task's last query ended */
+        struct ks_iq_task_s **tasks;
+        int task_cnt;
+        int task_cap;
+        int32_t *sub_partitions; /* per sub-topology; 0: not known yet */
+} ks_iq_t;
 
 /**
  * Deletes the task directories in @p app_dir that no one holds (their LOCK
@@ -40,6 +52,8 @@ struct ks_streams_s {
         atomic_bool stop;
         atomic_int running_threads;
         ks_streams_metrics_t closed; /* metrics of tasks already closed */
+        atomic_int state_seen;       /* s->state, readable without s->lock */
+        ks_iq_t iq;
 };
 
 /** Moves the instance to @p state (and calls the listener). */
@@ -68,6 +82,31 @@ void ks__stream_thread_metrics(ks_stream_thread_t *t,
 /** Adds one task's counters to @p out. */
 void ks__metrics_add_task(ks_streams_metrics_t *out,
                           const ks_task_metrics_t *m);
+
+/** A thread's producer: a client the instance can ask for metadata. */
+rd_kafka_t *ks__stream_thread_producer(ks_stream_thread_t *t);
+
+/* ---- interactive queries (iq.c) --------------------------------------- */
+
+void ks__iq_init(ks_iq_t *iq);
+/** Once no task is registered any more. */
+void ks__iq_fini(ks_iq_t *iq);
+/**
+ * Registers @p task, whose stores are in @p env, as restoring: queries of
+ * its partition fail with a retriable error until ks__iq_task_ready().
+ * @locality stream thread, before restoring the task.
+ */
+ks_error_t *ks__iq_task_add(ks_streams_t *s,
+                            const ks_task_t *task,
+                            struct ks_state_env_s *env);
+/** The task is restored: queries may read it. @locality stream thread */
+void ks__iq_task_ready(ks_streams_t *s, const ks_task_t *task);
+/**
+ * Unregisters @p task (a no-op if it is not registered), waiting for the
+ * queries that read it to end: afterwards its environment may be closed.
+ * @locality stream thread, before closing the task.
+ */
+void ks__iq_task_remove(ks_streams_t *s, const ks_task_t *task);
 
 /** Start-up checks and internal topics (admin.c). */
 ks_error_t *ks__streams_prepare_topics(ks_streams_t *s);

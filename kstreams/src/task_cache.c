@@ -40,7 +40,7 @@ static ks_err_t read_back(ks_ctx_t *ctx,
 }
 
 /* Logs and forwards one entry of node @p node's cache, with the context
- * pointed at it (the caller saves and restores the context). *logged
+ * pointed at it (the caller saves and restores the context). *log_failed
  * tells a changelog failure (the store is then ahead of its changelog)
  * from a downstream one. */
 static ks_err_t emit_entry(ks_task_t *task,

@@ -16,10 +16,25 @@
  * "slot" here that remembers its name and whether its handle is open, so
  * handles are reopened lazily, and replay refers to slots, not handles.
  * A slot whose DB was dropped is freed only after the transaction ends,
- * when the log no longer refers to it. */
+ * when the log no longer refers to it.
+ *
+ * Readers on other threads (snapshot.c). The environment is opened with
+ * MDB_NOTLS, so read transactions belong to no thread. A reader uses only
+ * handles that a committed transaction opened ("shared" slots: open and
+ * not pending), because LMDB forbids mdb_dbi_open() in two concurrent
+ * transactions and the owner's write transaction is open most of the time.
+ * So every DB that exists has a shared handle: the ones found at open get
+ * theirs in a read-only transaction committed at once, new ones share the
+ * handle their creating transaction opened, and each commit reopens the
+ * handles an aborted drop lost. The share lock keeps readers away while
+ * the owner changes what they use: the slot table and the store list,
+ * handles closed by mdb_drop() or an abort, handles published by a
+ * commit, and the map's memory (mdb_env_set_mapsize remaps it). Ordinary
+ * reads and writes of the owner take no lock. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,9 +66,22 @@ typedef struct slot_s {
         bool dropped; /**< dropped in the current transaction */
 } slot_t;
 
+/* Writer-preferring, and a reader may release it on another thread than
+ * the one that took it, which a pthread rwlock does not allow. */
+typedef struct share_lock_s {
+        pthread_mutex_t mu;
+        pthread_cond_t cv;
+        int readers;
+        int writers_waiting;
+        bool writer;
+} share_lock_t;
+
 struct ks_state_env_s {
         char *dir;
         MDB_env *mdb;
+        MDB_dbi main_dbi; /**< LMDB's main DB: one key per named DB */
+        share_lock_t share;
+        bool share_init;
         int lock_fd;
         size_t max_key;
         MDB_txn *txn; /**< the write transaction, NULL between commits */
@@ -87,6 +115,45 @@ ks_error_t *ks__lmdb_error(int rc, const char *fmt, ...) {
         if (rc == EAGAIN || rc == MDB_READERS_FULL)
                 ks_error_set_retriable(err, true);
         return err;
+}
+
+/* ---- the share lock -------------------------------------------------------
+ */
+
+void ks__env_read_lock(ks_state_env_t *env) {
+        share_lock_t *l = &env->share;
+        pthread_mutex_lock(&l->mu);
+        while (l->writer || l->writers_waiting)
+                pthread_cond_wait(&l->cv, &l->mu);
+        l->readers++;
+        pthread_mutex_unlock(&l->mu);
+}
+
+void ks__env_read_unlock(ks_state_env_t *env) {
+        share_lock_t *l = &env->share;
+        pthread_mutex_lock(&l->mu);
+        if (--l->readers == 0)
+                pthread_cond_broadcast(&l->cv);
+        pthread_mutex_unlock(&l->mu);
+}
+
+static void write_lock(ks_state_env_t *env) {
+        share_lock_t *l = &env->share;
+        pthread_mutex_lock(&l->mu);
+        l->writers_waiting++;
+        while (l->writer || l->readers)
+                pthread_cond_wait(&l->cv, &l->mu);
+        l->writers_waiting--;
+        l->writer = true;
+        pthread_mutex_unlock(&l->mu);
+}
+
+static void write_unlock(ks_state_env_t *env) {
+        share_lock_t *l = &env->share;
+        pthread_mutex_lock(&l->mu);
+        l->writer = false;
+        pthread_cond_broadcast(&l->cv);
+        pthread_mutex_unlock(&l->mu);
 }
 
 /* ---- directory and lock ------------------------------------------------- */
@@ -163,13 +230,20 @@ ks_error_t *ks__env_slot(ks_state_env_t *env, const char *name, int *slotp) {
                         return NULL;
                 }
         }
+        char *dup = strdup(name);
+        if (!dup)
+                return ks_error_new(KS_ERR_NOMEM, "out of memory");
+        write_lock(env);
         if (free_slot == env->nslots) {
                 if (env->nslots == env->slots_cap) {
                         size_t cap = env->slots_cap ? env->slots_cap * 2 : 16;
                         slot_t *s  = realloc(env->slots, cap * sizeof(*s));
-                        if (!s)
+                        if (!s) {
+                                write_unlock(env);
+                                free(dup);
                                 return ks_error_new(KS_ERR_NOMEM,
                                                     "out of memory");
+                        }
                         env->slots     = s;
                         env->slots_cap = cap;
                 }
@@ -177,34 +251,53 @@ ks_error_t *ks__env_slot(ks_state_env_t *env, const char *name, int *slotp) {
         }
         slot_t *s = &env->slots[free_slot];
         memset(s, 0, sizeof(*s));
-        s->name = strdup(name);
-        if (!s->name)
-                return ks_error_new(KS_ERR_NOMEM, "out of memory");
+        s->name = dup;
+        write_unlock(env);
         *slotp = (int)free_slot;
         return NULL;
+}
+
+bool ks__env_shared_dbi(ks_state_env_t *env, const char *name, MDB_dbi *dbip) {
+        for (size_t i = 0; i < env->nslots; i++) {
+                const slot_t *s = &env->slots[i];
+                if (s->name && s->open && !s->pending &&
+                    !strcmp(s->name, name)) {
+                        *dbip = s->dbi;
+                        return true;
+                }
+        }
+        return false;
 }
 
 /* @returns 0, MDB_NOTFOUND when the DB does not exist and !create, or an
  * LMDB error. */
 static int slot_open(ks_state_env_t *env, int slot, bool create) {
         slot_t *s = &env->slots[slot];
+        MDB_dbi dbi;
         if (s->open)
                 return 0;
-        int rc = mdb_dbi_open(env->txn, s->name, create ? MDB_CREATE : 0,
-                              &s->dbi);
+        /* A new handle touches only LMDB's entry for it, which no reader
+         * uses: the lock covers the slot, which readers look at. */
+        int rc = mdb_dbi_open(env->txn, s->name, create ? MDB_CREATE : 0, &dbi);
         if (rc)
                 return rc;
+        write_lock(env);
+        s->dbi     = dbi;
         s->open    = true;
         s->pending = true;
         s->dropped = false;
+        write_unlock(env);
         return 0;
 }
 
 /* After the transaction ended: handles opened in an aborted transaction
- * are gone; dropped DBs free their slots once the drop is committed. */
+ * are gone; dropped DBs free their slots once the drop is committed. Only
+ * changed slots are written: readers may be reading the others. */
 static void slots_after_txn(ks_state_env_t *env, bool committed) {
         for (size_t i = 0; i < env->nslots; i++) {
                 slot_t *s = &env->slots[i];
+                if (!s->pending && !s->dropped)
+                        continue;
                 if (!committed && s->pending)
                         s->open = false;
                 s->pending = false;
@@ -216,6 +309,46 @@ static void slots_after_txn(ks_state_env_t *env, bool committed) {
         }
 }
 
+/* Whether ending the transaction publishes or closes handles. */
+static bool handles_change(const ks_state_env_t *env) {
+        for (size_t i = 0; i < env->nslots; i++)
+                if (env->slots[i].pending || env->slots[i].dropped)
+                        return true;
+        return false;
+}
+
+/* Commits or aborts the write transaction (if any) and settles the slots,
+ * keeping readers away when handles change. @returns mdb_txn_commit's. */
+static int end_txn(ks_state_env_t *env, bool commit) {
+        bool lock = handles_change(env);
+        int rc    = 0;
+        if (lock)
+                write_lock(env);
+        if (env->txn) {
+                if (commit)
+                        rc = mdb_txn_commit(env->txn);
+                else
+                        mdb_txn_abort(env->txn);
+                env->txn = NULL;
+        }
+        slots_after_txn(env, commit && !rc);
+        if (lock)
+                write_unlock(env);
+        return rc;
+}
+
+/* Gives every DB that exists a handle in the current transaction, so that
+ * readers can use it once the transaction commits: a handle closed by a
+ * drop that was then aborted is otherwise reopened only when the owner
+ * next touches the DB. A DB that does not exist keeps its slot closed. */
+static void share_slots(ks_state_env_t *env) {
+        for (size_t i = 0; i < env->nslots; i++) {
+                const slot_t *s = &env->slots[i];
+                if (s->name && !s->open && !s->dropped)
+                        (void)slot_open(env, (int)i, false);
+        }
+}
+
 /* ---- transactions -----------------------------------------------------------
  */
 
@@ -224,12 +357,16 @@ static void close_cursors(ks_state_env_t *env) {
                 ks__iter_close_cursor(env->iters[i]);
 }
 
+/* Remaps the memory: no reader may be inside it. */
 static int grow_map(ks_state_env_t *env) {
         MDB_envinfo info;
         int rc = mdb_env_info(env->mdb, &info);
         if (rc)
                 return rc;
-        return mdb_env_set_mapsize(env->mdb, info.me_mapsize * 2);
+        write_lock(env);
+        rc = mdb_env_set_mapsize(env->mdb, info.me_mapsize * 2);
+        write_unlock(env);
+        return rc;
 }
 
 static ks_error_t *begin(ks_state_env_t *env) {
@@ -275,11 +412,7 @@ static void log_clear(ks_state_env_t *env) {
 /* Drops the current transaction and everything it wrote. */
 static void drop_txn(ks_state_env_t *env) {
         close_cursors(env);
-        if (env->txn) {
-                mdb_txn_abort(env->txn);
-                env->txn = NULL;
-        }
-        slots_after_txn(env, false);
+        end_txn(env, false);
         log_clear(env);
         env->write_gen++;
         for (size_t i = 0; i < env->nstores; i++) {
@@ -311,11 +444,14 @@ static int apply(ks_state_env_t *env,
                 rc = mdb_del(env->txn, s->dbi, k, NULL);
                 return rc == MDB_NOTFOUND ? 0 : rc;
         default:
+                /* mdb_drop(del=1) closes the handle at once. */
+                write_lock(env);
                 rc = mdb_drop(env->txn, s->dbi, 1);
                 if (!rc) {
                         s->open    = false;
                         s->dropped = true;
                 }
+                write_unlock(env);
                 return rc;
         }
 }
@@ -341,11 +477,7 @@ static ks_error_t *grow_and_replay(ks_state_env_t *env) {
         close_cursors(env);
         env->write_gen++;
         for (int attempt = 0; attempt < MAX_REPLAYS; attempt++) {
-                if (env->txn) {
-                        mdb_txn_abort(env->txn);
-                        env->txn = NULL;
-                }
-                slots_after_txn(env, false);
+                end_txn(env, false);
                 int rc = grow_map(env);
                 if (!rc)
                         rc = mdb_txn_begin(env->mdb, NULL, 0, &env->txn);
@@ -542,13 +674,12 @@ ks_error_t *ks__env_list_dbs(ks_state_env_t *env,
                              void *opaque) {
         MDB_txn *txn;
         MDB_cursor *mc  = NULL;
-        MDB_dbi main_db = 0;
         ks_error_t *err = ks__env_txn(env, &txn);
         if (err)
                 return err;
-        int rc = mdb_dbi_open(txn, NULL, 0, &main_db);
-        if (!rc)
-                rc = mdb_cursor_open(txn, main_db, &mc);
+        /* Not mdb_dbi_open(txn, NULL): it rewrites the main DB's entry,
+         * which readers use. */
+        int rc = mdb_cursor_open(txn, env->main_dbi, &mc);
         if (rc)
                 return ks__lmdb_error(rc, "cannot list the DBs of %s",
                                       env->dir);
@@ -641,16 +772,86 @@ ks__store_t *ks__env_find_store(ks_state_env_t *env, const char *name) {
 }
 
 ks_error_t *ks__env_add_store(ks_state_env_t *env, ks__store_t *store) {
+        ks_error_t *err = NULL;
+        write_lock(env);
         if (env->nstores == env->stores_cap) {
                 size_t cap       = env->stores_cap ? env->stores_cap * 2 : 8;
                 ks__store_t **st = realloc(env->stores, cap * sizeof(*st));
-                if (!st)
-                        return ks_error_new(KS_ERR_NOMEM, "out of memory");
+                if (!st) {
+                        err = ks_error_new(KS_ERR_NOMEM, "out of memory");
+                        goto out;
+                }
                 env->stores     = st;
                 env->stores_cap = cap;
         }
         env->stores[env->nstores++] = store;
-        return NULL;
+out:
+        write_unlock(env);
+        return err;
+}
+
+MDB_env *ks__env_mdb(const ks_state_env_t *env) {
+        return env->mdb;
+}
+
+MDB_dbi ks__env_main_dbi(const ks_state_env_t *env) {
+        return env->main_dbi;
+}
+
+const char *ks__env_dir(const ks_state_env_t *env) {
+        return env->dir;
+}
+
+size_t ks__env_max_key(const ks_state_env_t *env) {
+        return env->max_key;
+}
+
+/* Gives every DB the environment already holds a shared handle: opened in
+ * a read-only transaction that commits at once (see the top of the file). */
+static ks_error_t *share_existing(ks_state_env_t *env) {
+        MDB_txn *txn;
+        MDB_cursor *mc  = NULL;
+        ks_error_t *err = NULL;
+        char name[512];
+        int rc = mdb_txn_begin(env->mdb, NULL, MDB_RDONLY, &txn);
+        if (rc)
+                return ks__lmdb_error(rc, "cannot list the DBs of %s",
+                                      env->dir);
+        rc = mdb_dbi_open(txn, NULL, 0, &env->main_dbi);
+        if (!rc)
+                rc = mdb_cursor_open(txn, env->main_dbi, &mc);
+        MDB_val k, v;
+        if (!rc)
+                rc = mdb_cursor_get(mc, &k, &v, MDB_FIRST);
+        for (; !rc; rc = mdb_cursor_get(mc, &k, &v, MDB_NEXT)) {
+                int slot;
+                MDB_dbi dbi;
+                if (!k.mv_size || k.mv_size >= sizeof(name) ||
+                    memchr(k.mv_data, '\0', k.mv_size))
+                        continue;
+                memcpy(name, k.mv_data, k.mv_size);
+                name[k.mv_size] = '\0';
+                if ((err = ks__env_slot(env, name, &slot)))
+                        break;
+                /* Not a DB, or no room for more handles: this one is then
+                 * opened when the owner uses it (readers wait for that). */
+                if (mdb_dbi_open(txn, name, 0, &dbi))
+                        continue;
+                env->slots[slot].dbi  = dbi;
+                env->slots[slot].open = true;
+        }
+        if (mc)
+                mdb_cursor_close(mc);
+        if (!err && rc != MDB_NOTFOUND)
+                err = ks__lmdb_error(rc, "cannot list the DBs of %s", env->dir);
+        if (!err && (rc = mdb_txn_commit(txn)))
+                err = ks__lmdb_error(rc, "cannot open the DBs of %s", env->dir);
+        else if (err)
+                mdb_txn_abort(txn);
+        if (err)
+                for (size_t i = 0; i < env->nslots; i++)
+                        env->slots[i].open = false;
+        return err;
 }
 
 /* ---- public
@@ -673,7 +874,10 @@ ks_error_t *ks_state_env_open(const char *dir,
         if (!env)
                 return ks_error_new(KS_ERR_NOMEM, "out of memory");
         env->lock_fd = -1;
-        env->dir     = strdup(dir);
+        pthread_mutex_init(&env->share.mu, NULL);
+        pthread_cond_init(&env->share.cv, NULL);
+        env->share_init = true;
+        env->dir        = strdup(dir);
         if (!env->dir) {
                 err = ks_error_new(KS_ERR_NOMEM, "out of memory");
                 goto out_free;
@@ -687,14 +891,15 @@ ks_error_t *ks_state_env_open(const char *dir,
         if ((rc = mdb_env_set_maxdbs(env->mdb, MAX_DBS)) ||
             (rc = mdb_env_set_mapsize(
                      env->mdb, map_size ? map_size : DEFAULT_MAP_SIZE)) ||
-            (rc = mdb_env_open(env->mdb, dir, 0, 0644))) {
+            (rc = mdb_env_open(env->mdb, dir, MDB_NOTLS, 0644))) {
                 err = ks__lmdb_error(rc, "cannot open the environment in %s",
                                      dir);
                 goto out_free;
         }
         env->max_key = (size_t)mdb_env_get_maxkeysize(env->mdb);
         if ((err = ks__env_slot(env, "__checkpoints", &slot)) ||
-            (err = ks__env_slot(env, "__meta", &slot)))
+            (err = ks__env_slot(env, "__meta", &slot)) ||
+            (err = share_existing(env)))
                 goto out_free;
         *envp = env;
         return NULL;
@@ -709,6 +914,10 @@ void ks_state_env_close(ks_state_env_t *env) {
                 return;
         if (env->mdb)
                 drop_txn(env);
+        /* Snapshots must not outlive the environment: their users make sure
+         * no new one begins; wait for those still open. */
+        if (env->share_init)
+                write_lock(env);
         for (size_t i = 0; i < env->niters; i++)
                 ks__iter_orphan(env->iters[i]);
         for (size_t i = 0; i < env->nstores; i++)
@@ -726,6 +935,10 @@ void ks_state_env_close(ks_state_env_t *env) {
         free(env->slots);
         free(env->log);
         free(env->dir);
+        if (env->share_init) {
+                pthread_cond_destroy(&env->share.cv);
+                pthread_mutex_destroy(&env->share.mu);
+        }
         free(env);
 }
 
@@ -740,15 +953,13 @@ ks_error_t *ks_state_env_commit(ks_state_env_t *env) {
                 return NULL;
         close_cursors(env);
         for (;;) {
-                int rc   = mdb_txn_commit(env->txn);
-                env->txn = NULL;
+                share_slots(env);
+                int rc = end_txn(env, true);
                 if (!rc) {
-                        slots_after_txn(env, true);
                         log_clear(env);
                         env->write_gen++;
                         return NULL;
                 }
-                slots_after_txn(env, false);
                 if (rc == MDB_MAP_FULL) {
                         /* Freelist pages did not fit: grow and retry. */
                         ks_error_t *err = grow_and_replay(env);

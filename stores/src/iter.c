@@ -7,15 +7,22 @@
  * first key after that copy instead of trusting a cursor or a node that
  * may be gone. So iterating while writing is safe in both engines, and an
  * LMDB iterator survives a commit (its environment closes the cursor before
- * the transaction ends; the next step opens one in the new transaction). */
+ * the transaction ends; the next step opens one in the new transaction).
+ *
+ * A snapshot's iterator (snapshot.c) reads DBs in the snapshot's read-only
+ * transaction instead: nothing changes under it, so it never repositions,
+ * and it ends with an error once the snapshot is closed. */
 #include <stdlib.h>
 
 #include "store_int.h"
 
 struct ks_store_iter_s {
         ks__iter_kind_t kind;
-        ks_state_env_t *env; /**< LMDB iterators: listed in env */
-        bool orphaned;       /**< env closed under the iterator */
+        ks_state_env_t *env;       /**< LMDB iterators: listed in env */
+        ks_state_snapshot_t *snap; /**< snapshot iterators: listed in snap */
+        MDB_txn *ro_txn;           /**< the snapshot's transaction */
+        MDB_dbi *ro_dbis;          /**< its tables, nids of them */
+        bool orphaned; /**< env or snapshot closed under the iterator */
         const uint64_t *gen;
         uint64_t seen_gen;
         ks__table_t fixed; /**< the table, when not over segments */
@@ -50,6 +57,8 @@ void ks__iter_close_cursor(ks_store_iter_t *it) {
 void ks__iter_orphan(ks_store_iter_t *it) {
         ks__iter_close_cursor(it);
         it->env      = NULL;
+        it->snap     = NULL;
+        it->ro_txn   = NULL;
         it->segs     = NULL;
         it->orphaned = true;
 }
@@ -70,14 +79,22 @@ static ks_err_t copy_bytes(ks_buf_t *buf, ks_bytes_t b) {
 }
 
 ks_error_t *ks__iter_new(const ks__iter_spec_t *spec, ks_store_iter_t **itp) {
-        *itp                = NULL;
-        ks_store_iter_t *it = calloc(1, sizeof(*it));
+        static const uint64_t unchanging = 0;
+        *itp                             = NULL;
+        ks_store_iter_t *it              = calloc(1, sizeof(*it));
         if (!it) {
                 free(spec->ids);
+                free(spec->ro_dbis);
                 return ks_error_new(KS_ERR_NOMEM, "out of memory");
         }
         it->kind = spec->kind;
-        if (spec->table) {
+        if (spec->ro_txn) {
+                it->ro_txn  = spec->ro_txn;
+                it->ro_dbis = spec->ro_dbis;
+                it->nids    = spec->ro_cnt;
+                it->ids     = spec->ids;
+                it->gen     = &unchanging;
+        } else if (spec->table) {
                 it->fixed     = *spec->table;
                 it->has_fixed = true;
                 it->nids      = 1;
@@ -106,6 +123,14 @@ ks_error_t *ks__iter_new(const ks__iter_spec_t *spec, ks_store_iter_t **itp) {
                 it->upper_mode = KS__UPPER_NONE;
         if (it->env)
                 ks__env_iter_attach(it->env, it);
+        if (spec->snap) {
+                ks_error_t *err = ks__snapshot_iter_attach(spec->snap, it);
+                if (err) {
+                        ks_store_iter_destroy(it);
+                        return err;
+                }
+                it->snap = spec->snap;
+        }
         *itp = it;
         return NULL;
 }
@@ -117,7 +142,12 @@ void ks_store_iter_destroy(ks_store_iter_t *it) {
                 ks__iter_close_cursor(it);
                 ks__env_iter_detach(it->env, it);
         }
+        if (it->snap) {
+                ks__iter_close_cursor(it);
+                ks__snapshot_iter_detach(it->snap, it);
+        }
         free(it->ids);
+        free(it->ro_dbis);
         ks_buf_free(&it->lower);
         ks_buf_free(&it->upper);
         ks_buf_free(&it->last);
@@ -134,6 +164,8 @@ const ks_error_t *ks_store_iter_error(const ks_store_iter_t *it) {
 /* Finds the current table again: a segment may have been dropped.
  * @returns false when it is gone (or on error, with it->err set). */
 static bool resolve(ks_store_iter_t *it) {
+        if (it->ro_txn)
+                return true; /* tables of a snapshot do not go away */
         if (it->has_fixed) {
                 it->cur = it->fixed;
                 return true;
@@ -165,14 +197,19 @@ static int lmdb_step(ks_store_iter_t *it,
                      ks_bytes_t *k,
                      ks_bytes_t *v) {
         if (!it->mc) {
-                MDB_txn *txn;
+                MDB_txn *txn = it->ro_txn;
                 MDB_dbi dbi;
-                bool exists;
-                ks_error_t *err = ks__env_txn(it->env, &txn);
-                if (!err)
-                        err = ks__env_dbi(it->env, it->cur.slot, &dbi, &exists);
-                if (err)
-                        return fail(it, err), -1;
+                bool exists = true;
+                if (txn) {
+                        dbi = it->ro_dbis[it->idx];
+                } else {
+                        ks_error_t *err = ks__env_txn(it->env, &txn);
+                        if (!err)
+                                err = ks__env_dbi(it->env, it->cur.slot, &dbi,
+                                                  &exists);
+                        if (err)
+                                return fail(it, err), -1;
+                }
                 if (!exists)
                         return 0;
                 int rc = mdb_cursor_open(txn, dbi, &it->mc);
@@ -227,8 +264,8 @@ static int step(ks_store_iter_t *it,
                 const ks_bytes_t *seek,
                 ks_bytes_t *k,
                 ks_bytes_t *v) {
-        return it->cur.env ? lmdb_step(it, seek, k, v)
-                           : mem_step(it, seek, k, v);
+        return it->ro_txn || it->cur.env ? lmdb_step(it, seek, k, v)
+                                         : mem_step(it, seek, k, v);
 }
 
 /* ---- bounds, filters, decoding
@@ -295,7 +332,8 @@ static bool next_raw(ks_store_iter_t *it, decoded_t *d, ks_bytes_t *v) {
         if (it->orphaned)
                 return fail(it, ks_error_new(KS_ERR_STATE,
                                              "the iterator's state "
-                                             "environment was closed"));
+                                             "environment or snapshot was "
+                                             "closed"));
         while (!it->done) {
                 int r;
                 bool changed = *it->gen != it->seen_gen;

@@ -16,12 +16,28 @@
 
 #include "store_int.h"
 
-static ks_bytes_t time_key(ks__segstore_t *ss) {
-        ks_buf_clear(&ss->namebuf);
-        if (ks_buf_append(&ss->namebuf, ss->name, strlen(ss->name) + 1) ||
-            ks_buf_append(&ss->namebuf, "stream_time", 11))
+ks_bytes_t ks__segment_time_key(ks_buf_t *buf, const char *store) {
+        ks_buf_clear(buf);
+        if (ks_buf_append(buf, store, strlen(store) + 1) ||
+            ks_buf_append(buf, "stream_time", 11))
                 return (ks_bytes_t){NULL, 0};
-        return (ks_bytes_t){ss->namebuf.data, ss->namebuf.len};
+        return (ks_bytes_t){buf->data, buf->len};
+}
+
+static ks_bytes_t time_key(ks__segstore_t *ss) {
+        return ks__segment_time_key(&ss->namebuf, ss->name);
+}
+
+bool ks__segment_parse_id(const char *rest, int64_t *id) {
+        const char *p = *rest == '-' ? rest + 1 : rest;
+        if (!*p)
+                return false;
+        for (; *p; p++)
+                if (*p < '0' || *p > '9')
+                        return false;
+        errno = 0;
+        *id   = strtoll(rest, NULL, 10);
+        return errno == 0;
 }
 
 static size_t find_pos(const ks__segstore_t *ss, int64_t id) {
@@ -93,16 +109,8 @@ static ks_error_t *drop_first(ks__segstore_t *ss) {
 /* One DB name from the main DB: keep it if it is "<store>.<id>". */
 static ks_error_t *load_one(const char *dbname, void *opaque) {
         ks__segstore_t *ss = opaque;
-        const char *rest   = dbname + strlen(ss->name) + 1;
-        const char *p      = *rest == '-' ? rest + 1 : rest;
-        if (!*p)
-                return NULL;
-        for (; *p; p++)
-                if (*p < '0' || *p > '9')
-                        return NULL;
-        errno      = 0;
-        int64_t id = strtoll(rest, NULL, 10);
-        if (errno)
+        int64_t id;
+        if (!ks__segment_parse_id(dbname + strlen(ss->name) + 1, &id))
                 return NULL;
         size_t pos = find_pos(ss, id);
         if (pos < ss->nsegs && ss->segs[pos].id == id)
@@ -152,19 +160,29 @@ void ks__segstore_fini(ks__segstore_t *ss) {
         memset(ss, 0, sizeof(*ss));
 }
 
-int64_t ks__segstore_id(const ks__segstore_t *ss, int64_t t) {
-        int64_t q = t / ss->segment_ms;
-        if (t % ss->segment_ms < 0)
+int64_t ks__segment_id(int64_t t, int64_t segment_ms) {
+        int64_t q = t / segment_ms;
+        if (t % segment_ms < 0)
                 q--;
         return q;
 }
 
-int64_t ks__segstore_min_live(const ks__segstore_t *ss) {
+int64_t ks__segment_min_live(int64_t observed,
+                             bool has_observed,
+                             int64_t retention_ms) {
         int64_t r;
-        if (!ss->has_observed ||
-            __builtin_sub_overflow(ss->observed, ss->retention_ms, &r))
+        if (!has_observed || __builtin_sub_overflow(observed, retention_ms, &r))
                 return INT64_MIN;
         return r == INT64_MAX ? r : r + 1;
+}
+
+int64_t ks__segstore_id(const ks__segstore_t *ss, int64_t t) {
+        return ks__segment_id(t, ss->segment_ms);
+}
+
+int64_t ks__segstore_min_live(const ks__segstore_t *ss) {
+        return ks__segment_min_live(ss->observed, ss->has_observed,
+                                    ss->retention_ms);
 }
 
 ks_error_t *ks__segstore_advance(ks__segstore_t *ss, int64_t t) {

@@ -12,6 +12,7 @@
  * - segments.c: time segments of tables, for window and session stores.
  * - iter.c: iterators over a table or over a run of segments.
  * - kv.c, window.c, session.c: the public stores.
+ * - snapshot.c: read-only snapshots other threads take of an environment.
  *
  * Encodings (all integers big-endian so that memcmp orders them):
  * - window key:  [4: key length][key][8: window start]
@@ -183,6 +184,22 @@ ks_error_t *ks__env_list_dbs(ks_state_env_t *env,
                              const char *prefix,
                              ks_error_t *(*cb)(const char *name, void *opaque),
                              void *opaque);
+/* For snapshots (snapshot.c), which read from other threads: they hold
+ * the share lock for reading while they use the slot table, the store
+ * list, handles and the map; the owner takes it for writing to change
+ * any of them. */
+void ks__env_read_lock(ks_state_env_t *env);
+/** May run on another thread than ks__env_read_lock() did. */
+void ks__env_read_unlock(ks_state_env_t *env);
+/** With the share lock held: the handle of DB @p name if a committed
+ *  transaction opened it (other transactions may use it). */
+bool ks__env_shared_dbi(ks_state_env_t *env, const char *name, MDB_dbi *dbip);
+MDB_env *ks__env_mdb(const ks_state_env_t *env);
+/** LMDB's main DB, whose keys name the named DBs. */
+MDB_dbi ks__env_main_dbi(const ks_state_env_t *env);
+const char *ks__env_dir(const ks_state_env_t *env);
+size_t ks__env_max_key(const ks_state_env_t *env);
+
 /** Counts every write, commit and abort: iterators reposition on change. */
 const uint64_t *ks__env_write_gen(const ks_state_env_t *env);
 /** How many times a transaction was replayed after growing the map. */
@@ -204,8 +221,13 @@ void ks__env_iter_attach(ks_state_env_t *env, ks_store_iter_t *it);
 void ks__env_iter_detach(ks_state_env_t *env, ks_store_iter_t *it);
 /** Closes the iterator's cursor (env.c calls it). */
 void ks__iter_close_cursor(ks_store_iter_t *it);
-/** The environment is closing: the iterator ends with an error. */
+/** The environment or snapshot is closing: the iterator ends with an
+ *  error. */
 void ks__iter_orphan(ks_store_iter_t *it);
+/* Iterators of a snapshot are listed in it, which orphans them on close. */
+ks_error_t *ks__snapshot_iter_attach(ks_state_snapshot_t *snap,
+                                     ks_store_iter_t *it);
+void ks__snapshot_iter_detach(ks_state_snapshot_t *snap, ks_store_iter_t *it);
 
 /* ---- tables
  * ------------------------------------------------------------------ */
@@ -262,6 +284,17 @@ ks_error_t *ks__segstore_refresh(ks__segstore_t *ss);
 int64_t ks__segstore_id(const ks__segstore_t *ss, int64_t t);
 /** The oldest time still live (INT64_MIN when nothing expired yet). */
 int64_t ks__segstore_min_live(const ks__segstore_t *ss);
+/* The same rules for readers that have no segstore (snapshot.c). */
+/** The segment of time @p t: floor(t / segment_ms). */
+int64_t ks__segment_id(int64_t t, int64_t segment_ms);
+/** The oldest live time given the newest time seen (if any). */
+int64_t ks__segment_min_live(int64_t observed,
+                             bool has_observed,
+                             int64_t retention_ms);
+/** Parses the part of a segment DB name after "<store>.". */
+bool ks__segment_parse_id(const char *rest, int64_t *id);
+/** The "__meta" key of a store's stream time, built in @p buf. */
+ks_bytes_t ks__segment_time_key(ks_buf_t *buf, const char *store);
 /** Moves stream time to @p t if newer, dropping expired segments. */
 ks_error_t *ks__segstore_advance(ks__segstore_t *ss, int64_t t);
 /** The table of segment @p id; NULL when it does not exist and !create. */
@@ -311,15 +344,25 @@ typedef struct ks__iter_spec_s {
          * start <= t_to. */
         int64_t t_from;
         int64_t t_to;
+        /* Or a snapshot's tables (snapshot.c): DBs read in ro_txn, one
+         * handle each in ro_dbis (taken over by the iterator, as ids),
+         * in the order to read them. */
+        ks_state_snapshot_t *snap;
+        MDB_txn *ro_txn;
+        MDB_dbi *ro_dbis;
+        size_t ro_cnt;
 } ks__iter_spec_t;
 
-/** Always takes ownership of spec->ids. */
+/** Always takes ownership of spec->ids and spec->ro_dbis. */
 ks_error_t *ks__iter_new(const ks__iter_spec_t *spec, ks_store_iter_t **itp);
 
 /* ---- window/session internals for tests
  * ------------------------------------------ */
 
 ks__segstore_t *ks__window_store_segments(ks_window_store_t *store);
+/** A window key, [4: key length][key][8: start], built in @p buf; data
+ *  NULL when out of memory. */
+ks_bytes_t ks__window_key(ks_buf_t *buf, ks_bytes_t key, int64_t start);
 ks__segstore_t *ks__session_store_segments(ks_session_store_t *store);
 
 #endif

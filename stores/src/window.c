@@ -21,7 +21,7 @@ struct ks_window_store_s {
         ks_buf_t key_buf2;
 };
 
-static ks_bytes_t encode(ks_buf_t *buf, ks_bytes_t key, int64_t start) {
+ks_bytes_t ks__window_key(ks_buf_t *buf, ks_bytes_t key, int64_t start) {
         ks_buf_clear(buf);
         if (ks_buf_reserve(buf, 12 + key.len))
                 return (ks_bytes_t){NULL, 0};
@@ -159,7 +159,7 @@ ks_error_t *ks_window_store_put(ks_window_store_t *store,
                 return NULL; /* expired */
         if ((err = ks__segstore_advance(ss, window_start)))
                 return err;
-        ks_bytes_t k = encode(&store->key_buf, key, window_start);
+        ks_bytes_t k = ks__window_key(&store->key_buf, key, window_start);
         if (!k.data)
                 return ks_error_new(KS_ERR_NOMEM, "out of memory");
         if ((err = ks__segstore_table(ss, ks__segstore_id(ss, window_start),
@@ -183,7 +183,7 @@ ks_error_t *ks_window_store_get(ks_window_store_t *store,
                                       false, &t)) ||
             !t)
                 return err;
-        ks_bytes_t k = encode(&store->key_buf, key, window_start);
+        ks_bytes_t k = ks__window_key(&store->key_buf, key, window_start);
         if (!k.data)
                 return ks_error_new(KS_ERR_NOMEM, "out of memory");
         return ks__table_get(t, k, value, found);
@@ -217,8 +217,8 @@ static ks_error_t *fetch(ks_window_store_t *store,
         if (err)
                 return err;
         if (key) {
-                spec.lower = encode(&store->key_buf, *key, time_from);
-                spec.upper = encode(&store->key_buf2, *key, time_to);
+                spec.lower = ks__window_key(&store->key_buf, *key, time_from);
+                spec.upper = ks__window_key(&store->key_buf2, *key, time_to);
                 if (!spec.lower.data || !spec.upper.data) {
                         free(spec.ids);
                         return ks_error_new(KS_ERR_NOMEM, "out of memory");

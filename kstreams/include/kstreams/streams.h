@@ -10,6 +10,8 @@
  *   ks_streams_start()/ks_streams_close(): keep them short and thread-safe.
  * - Processing is at-least-once: offsets are committed only after every
  *   record produced for the consumed records has been acknowledged.
+ * - The ks_streams_query_*() calls (interactive queries, below) may run on
+ *   any thread while the instance runs.
  */
 #ifndef KSTREAMS_STREAMS_H
 #define KSTREAMS_STREAMS_H
@@ -114,6 +116,130 @@ typedef struct ks_streams_metrics_s {
 /** Fills @p out. Safe to call from any thread at any time. */
 KS_EXPORT void ks_streams_metrics(const ks_streams_t *s,
                                   ks_streams_metrics_t *out);
+
+/* ---- interactive queries ---------------------------------------------------
+ *
+ * Reading the materialized stores this instance hosts, from application
+ * threads, as Kafka Streams' KafkaStreams#store() and
+ * #queryMetadataForKey() do.
+ *
+ * Rules of use:
+ * - Keys and values are the serialized bytes the store holds: serialize a
+ *   key with the store's key serde, deserialize values with its value serde
+ *   (a count's values are ks_serde_int64(): 8 bytes big-endian). Window
+ *   stores are queried with the plain key and times; a window's start comes
+ *   back beside its value.
+ * - Reads see the state the stream thread committed last: at most
+ *   commit.interval.ms old, never its uncommitted changes.
+ *   Each read is one consistent LMDB snapshot; an iterator reads batches
+ *   of up to 512 entries, each from its own snapshot, so a long iteration
+ *   can see later commits between batches (never a torn one).
+ * - A key lives in one partition, ks_partition_for_key() of its serialized
+ *   key over the partition count of the store's sub-topology (the default
+ *   partitioner of Java and of our producers): keys written through a
+ *   custom partitioner are looked for in the wrong partition.
+ * - Each instance answers only for the partitions (tasks) it hosts. Which
+ *   other instance hosts a partition is not known here: librdkafka does not
+ *   give group members other than the leader the group's assignment, so
+ *   route keys between instances with your own directory (or ask each).
+ * - Queries are allowed while the instance is RUNNING or REBALANCING;
+ *   other states fail with KS_ERR_STATE.
+ * - Errors: KS_ERR_NOT_FOUND for a store the topology does not have (not
+ *   retriable), or a partition this instance does not host (retriable only
+ *   while the instance is REBALANCING); KS_ERR_STATE, retriable, for a
+ *   partition still restoring its state or that moved away during an
+ *   iteration; KS_ERR_INVALID_ARG for a store of another kind.
+ * - Only key-value and window stores can be queried; session stores
+ *   cannot yet.
+ * - Do not destroy the instance while a query runs.
+ */
+
+/** Where a store keeps a key (ks_streams_query_key_metadata()). */
+typedef struct ks_key_query_metadata_s {
+        int32_t partition;       /**< the key's partition: its task's */
+        int32_t partition_count; /**< tasks of the store's sub-topology */
+        bool hosted;             /**< this instance serves the partition now */
+        bool restoring;          /**< this instance has it, still restoring */
+} ks_key_query_metadata_t;
+
+/**
+ * Finds the partition of @p key (serialized) in store @p store and whether
+ * this instance hosts it. The first call for a store asks the cluster for
+ * the partition count of its changelog (one per task); later calls use it.
+ * @returns NULL with @p *out filled, or a new error (a Kafka error is
+ *          retriable).
+ */
+KS_EXPORT ks_error_t *ks_streams_query_key_metadata(
+        ks_streams_t *s,
+        const char *store,
+        ks_bytes_t key,
+        ks_key_query_metadata_t *out);
+
+/**
+ * Looks @p key (serialized) up in the key-value store @p store, in the
+ * partition the key belongs to, if this instance hosts it.
+ * @param value cleared, then receives a copy of the value when found; the
+ *        buffer is the caller's (ks_buf_free()).
+ * @returns NULL with @p *found set, or a new error (see the rules above).
+ */
+KS_EXPORT ks_error_t *ks_streams_query_kv_get(ks_streams_t *s,
+                                              const char *store,
+                                              ks_bytes_t key,
+                                              ks_buf_t *value,
+                                              bool *found);
+
+typedef struct ks_query_iter_s ks_query_iter_t;
+
+/**
+ * Iterates the keys in [@p from, @p to] (serialized, compared as bytes; an
+ * end with data NULL is open, both open: every key) of the key-value store
+ * @p store, in @p partition, or with -1 in every partition this instance
+ * hosts (partition by partition, each in key order).
+ * @returns NULL and a new iterator in @p *itp (free with
+ *          ks_query_iter_destroy()), or a new error: the partition is not
+ *          hosted, or with -1 none is, or one of them is restoring.
+ */
+KS_EXPORT ks_error_t *ks_streams_query_kv_range(ks_streams_t *s,
+                                                const char *store,
+                                                int32_t partition,
+                                                ks_bytes_t from,
+                                                ks_bytes_t to,
+                                                ks_query_iter_t **itp);
+
+/**
+ * Iterates the windows of @p key (serialized) in the window store
+ * @p store whose start is in [@p time_from, @p time_to], by start, from
+ * the partition the key belongs to (ks_query_iter_next_window()). Windows
+ * past the store's retention are not returned.
+ * @returns NULL and a new iterator in @p *itp, or a new error.
+ */
+KS_EXPORT ks_error_t *ks_streams_query_window_fetch(ks_streams_t *s,
+                                                    const char *store,
+                                                    ks_bytes_t key,
+                                                    int64_t time_from,
+                                                    int64_t time_to,
+                                                    ks_query_iter_t **itp);
+
+/**
+ * Moves to the next entry. @returns false at the end or on an error
+ * (ks_query_iter_error()). @p key and @p value are borrowed until the next
+ * call or ks_query_iter_destroy(); either may be NULL.
+ */
+KS_EXPORT bool ks_query_iter_next(ks_query_iter_t *it,
+                                  ks_bytes_t *key,
+                                  ks_bytes_t *value);
+/** The same for window fetches, with the window's start. */
+KS_EXPORT bool ks_query_iter_next_window(ks_query_iter_t *it,
+                                         ks_bytes_t *key,
+                                         int64_t *window_start,
+                                         ks_bytes_t *value);
+/** The partition of the entry returned last. */
+KS_EXPORT int32_t ks_query_iter_partition(const ks_query_iter_t *it);
+/** The error that ended the iteration early, or NULL. Returns a borrowed
+ *  pointer, valid until ks_query_iter_destroy(). */
+KS_EXPORT const ks_error_t *ks_query_iter_error(const ks_query_iter_t *it);
+/** Accepts NULL. */
+KS_EXPORT void ks_query_iter_destroy(ks_query_iter_t *it);
 
 #ifdef __cplusplus
 }

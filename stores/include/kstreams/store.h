@@ -13,7 +13,9 @@
  *   atomically. ks_state_env_abort() drops everything since the last commit.
  * - Values returned by get() and by iterators are borrowed: valid until
  *   the next write to any store of the environment, commit or abort.
- * - One thread uses an environment and its stores at a time.
+ * - One thread uses an environment and its stores at a time (its owner).
+ *   The one exception are snapshots (below): any thread may read the
+ *   environment's last committed state through one while the owner works.
  * - Keys are compared as bytes (memcmp, shorter first on a tie), so ranges
  *   follow the serialized order.
  */
@@ -32,6 +34,7 @@ typedef struct ks_kv_store_s ks_kv_store_t;
 typedef struct ks_window_store_s ks_window_store_t;
 typedef struct ks_session_store_s ks_session_store_t;
 typedef struct ks_store_iter_s ks_store_iter_t;
+typedef struct ks_state_snapshot_s ks_state_snapshot_t;
 
 /* ---- environments -------------------------------------------------------- */
 
@@ -191,6 +194,73 @@ KS_EXPORT ks_error_t *ks_session_store_find(ks_session_store_t *store,
 KS_EXPORT int64_t ks_session_store_checkpoint(ks_session_store_t *store);
 KS_EXPORT ks_error_t *ks_session_store_set_checkpoint(ks_session_store_t *store,
                                                       int64_t offset);
+
+/* ---- snapshots: reading from other threads
+ * ---------------------------------------------------------------------------
+ *
+ * A snapshot is a read-only view of what ks_state_env_commit() made durable
+ * last, taken with one LMDB read transaction. Unlike every other call on an
+ * environment, ks_state_env_snapshot() and the ks_state_snapshot_*() calls
+ * may run on any thread while the environment's owner keeps writing
+ * (interactive queries): they never see the owner's uncommitted writes,
+ * and a snapshot does not change while it is open.
+ *
+ * Rules of use:
+ * - A snapshot finds stores by name among those the owner opened with
+ *   ks_kv_store_open() / ks_window_store_open(); keys and values are the
+ *   stored bytes, as with the stores themselves.
+ * - Keep snapshots short. While one is open the owner cannot publish new
+ *   DB handles, drop expired segments or grow the map: such a commit or
+ *   write waits until the snapshot closes. The owner's other writes and
+ *   commits go on. So the owner itself must not write while it holds a
+ *   snapshot of its own environment.
+ * - The environment must not be closed while a snapshot may still begin;
+ *   ks_state_env_close() waits for the snapshots already open.
+ * - A snapshot may be used by one thread at a time, and closed on another
+ *   thread than the one that took it.
+ * - Windows whose segment the owner is expiring (dropped but not yet
+ *   committed) are not returned.
+ */
+
+/**
+ * Begins a snapshot of @p env's last committed state.
+ * @returns NULL and a new snapshot in @p *snapp (close with
+ *          ks_state_snapshot_close()), or a new error (retriable when
+ *          LMDB has no free reader slot: more than 126 snapshots open).
+ */
+KS_EXPORT ks_error_t *ks_state_env_snapshot(ks_state_env_t *env,
+                                            ks_state_snapshot_t **snapp);
+/** Ends the snapshot; its iterators then end with an error (destroy them
+ *  before or after). Accepts NULL. */
+KS_EXPORT void ks_state_snapshot_close(ks_state_snapshot_t *snap);
+/**
+ * Looks @p key up in the key-value store @p store.
+ * @returns NULL and *found, *value borrowed until the snapshot closes; or a
+ *          new error: KS_ERR_NOT_FOUND when the owner has no store of that
+ *          name open, KS_ERR_INVALID_ARG when it is not a key-value store.
+ */
+KS_EXPORT ks_error_t *ks_state_snapshot_kv_get(ks_state_snapshot_t *snap,
+                                               const char *store,
+                                               ks_bytes_t key,
+                                               ks_bytes_t *value,
+                                               bool *found);
+/** As ks_kv_store_range(): keys in [from, to], an end with data NULL
+ *  open. Returns a new iterator in @p *itp, valid until the snapshot
+ *  closes (ks_store_iter_next()); free with ks_store_iter_destroy(). */
+KS_EXPORT ks_error_t *ks_state_snapshot_kv_range(ks_state_snapshot_t *snap,
+                                                 const char *store,
+                                                 ks_bytes_t from,
+                                                 ks_bytes_t to,
+                                                 ks_store_iter_t **itp);
+/** As ks_window_store_fetch(): the windows of @p key starting in
+ *  [time_from, time_to] that have not expired as of the snapshot, by start
+ *  (ks_store_iter_next_window()). */
+KS_EXPORT ks_error_t *ks_state_snapshot_window_fetch(ks_state_snapshot_t *snap,
+                                                     const char *store,
+                                                     ks_bytes_t key,
+                                                     int64_t time_from,
+                                                     int64_t time_to,
+                                                     ks_store_iter_t **itp);
 
 #ifdef __cplusplus
 }
