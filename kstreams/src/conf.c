@@ -38,6 +38,12 @@ static const prop_t props[] = {
          "at_least_once. exactly_once_v2 (Kafka transactions) is not "
          "implemented yet: ks_streams_new() refuses it rather than run with "
          "a weaker guarantee than asked."},
+        {"application.server", PROP_STR, "", 0, 0, NULL,
+         "`host:port` where this instance answers interactive queries (your "
+         "own server: kstreams opens none). It is appended to the "
+         "consumers' client.id as `@host:port`, so that any instance can "
+         "tell where a key's partition is served "
+         "(ks_streams_query_key_owner()). Empty: not advertised."},
         {"state.dir", PROP_STR, "/tmp/kstreams", 0, 0, NULL,
          "Local state of stateful tasks: one LMDB environment per task in "
          "`<state.dir>/<application.id>/<task>/`, locked while open. A "
@@ -194,12 +200,33 @@ static bool enum_has(const char *enums, const char *value) {
         return false;
 }
 
+/* "" or host:port, with nothing that would break its parsing out of a
+ * client.id ('@') or a URL (whitespace). */
+static ks_err_t check_server(const char *value,
+                             char *errstr,
+                             size_t errstr_size) {
+        const char *colon = strrchr(value, ':');
+        char *end;
+        if (!*value)
+                return KS_OK;
+        long port = colon ? strtol(colon + 1, &end, 10) : 0;
+        if (!colon || colon == value || !colon[1] || *end || port < 1 ||
+            port > 65535 || strpbrk(value, "@ \t\r\n")) {
+                snprintf(errstr, errstr_size,
+                         "application.server: \"%s\" is not host:port", value);
+                return KS_ERR_INVALID_ARG;
+        }
+        return KS_OK;
+}
+
 static ks_err_t validate(const prop_t *p,
                          const char *value,
                          char *errstr,
                          size_t errstr_size) {
         switch (p->type) {
         case PROP_STR:
+                if (!strcmp(p->name, "application.server"))
+                        return check_server(value, errstr, errstr_size);
                 return KS_OK;
         case PROP_ENUM:
                 if (enum_has(p->enums, value))

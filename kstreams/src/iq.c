@@ -335,6 +335,18 @@ static ks_error_t *route(ks_streams_t *s,
         return NULL;
 }
 
+ks_error_t *ks__iq_key_partition(ks_streams_t *s,
+                                 const char *store,
+                                 ks_bytes_t key,
+                                 int *sub,
+                                 int32_t *partition) {
+        store_ref_t ref;
+        ks_error_t *err = route(s, store, -1, key, &ref, partition, NULL);
+        if (!err)
+                *sub = ref.sub;
+        return err;
+}
+
 /* ---- point queries -------------------------------------------------------
  */
 

@@ -828,6 +828,25 @@ static bool set(rd_kafka_conf_t *c,
                RD_KAFKA_CONF_OK;
 }
 
+/* Appends "@<application.server>" to the consumer's client.id (the user's
+ * or ours): the group's description (DescribeConsumerGroups) shows each
+ * member's client.id and assignment, which is how any instance learns
+ * where a partition's queries go (ks_streams_query_key_owner()), since
+ * librdkafka has no custom assignor to carry it as Kafka Streams does. */
+static bool with_server(rd_kafka_conf_t *c,
+                        const char *server,
+                        char *errstr,
+                        size_t errstr_size) {
+        char id[512], full[800];
+        size_t len = sizeof(id);
+        if (!*server)
+                return true;
+        if (rd_kafka_conf_get(c, "client.id", id, &len) != RD_KAFKA_CONF_OK)
+                id[0] = '\0';
+        snprintf(full, sizeof(full), "%s@%s", id, server);
+        return set(c, "client.id", full, errstr, errstr_size);
+}
+
 static rd_kafka_t *make_consumer(ks_stream_thread_t *t,
                                  char *errstr,
                                  size_t errstr_size) {
@@ -853,6 +872,8 @@ static rd_kafka_t *make_consumer(ks_stream_thread_t *t,
                 ks_error_destroy(err);
                 ok = false;
         }
+        ok = ok && with_server(c, ks__conf_str(s->conf, "application.server"),
+                               errstr, errstr_size);
         ok = ok && set(c, "group.id", s->application_id, errstr, errstr_size) &&
              set(c, "enable.auto.commit", "false", errstr, errstr_size) &&
              set(c, "enable.auto.offset.store", "false", errstr, errstr_size) &&
@@ -989,6 +1010,10 @@ void ks__stream_thread_destroy(ks_stream_thread_t *t) {
 
 rd_kafka_t *ks__stream_thread_producer(ks_stream_thread_t *t) {
         return t->producer;
+}
+
+char *ks__stream_thread_member_id(ks_stream_thread_t *t) {
+        return rd_kafka_memberid(t->consumer);
 }
 
 bool ks__stream_thread_assigned(const ks_stream_thread_t *t) {

@@ -85,6 +85,9 @@ void ks__metrics_add_task(ks_streams_metrics_t *out,
 
 /** A thread's producer: a client the instance can ask for metadata. */
 rd_kafka_t *ks__stream_thread_producer(ks_stream_thread_t *t);
+/** The thread's consumer's group member id (free with rd_kafka_mem_free;
+ *  NULL before it joined). Safe from any thread. */
+char *ks__stream_thread_member_id(ks_stream_thread_t *t);
 
 /* ---- interactive queries (iq.c) --------------------------------------- */
 
@@ -107,6 +110,14 @@ void ks__iq_task_ready(ks_streams_t *s, const ks_task_t *task);
  * @locality stream thread, before closing the task.
  */
 void ks__iq_task_remove(ks_streams_t *s, const ks_task_t *task);
+
+/** The sub-topology and partition of @p key in @p store, with the checks
+ *  of a query (iq.c). */
+ks_error_t *ks__iq_key_partition(ks_streams_t *s,
+                                 const char *store,
+                                 ks_bytes_t key,
+                                 int *sub,
+                                 int32_t *partition);
 
 /** Start-up checks and internal topics (admin.c). */
 ks_error_t *ks__streams_prepare_topics(ks_streams_t *s);

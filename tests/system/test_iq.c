@@ -131,7 +131,9 @@ static ks_topology_t *topology(void) {
         return t;
 }
 
-static ks_streams_t *instance(const ks_topology_t *t, char *state_dir) {
+static ks_streams_t *instance(const ks_topology_t *t,
+                              char *state_dir,
+                              const char *server) {
         char err[512];
         ks_conf_t *conf = ks_conf_new();
         strcpy(state_dir, "/tmp/ks_iq_XXXXXX");
@@ -141,6 +143,8 @@ static ks_streams_t *instance(const ks_topology_t *t, char *state_dir) {
         ck_assert(!ks_conf_set(conf, "bootstrap.servers", bootstrap, err,
                                sizeof(err)));
         ck_assert(!ks_conf_set(conf, "state.dir", state_dir, err, sizeof(err)));
+        ck_assert(!ks_conf_set(conf, "application.server", server, err,
+                               sizeof(err)));
         ck_assert(!ks_conf_set(conf, "num.stream.threads", "2", err,
                                sizeof(err)));
         ck_assert(!ks_conf_set(conf, "commit.interval.ms", "300", err,
@@ -361,6 +365,52 @@ static void *hammer(void *arg) {
         return NULL;
 }
 
+/* One key's owner, asked of @p asked: the server of the instance hosting
+ * it (by its own account), local only if that is @p asked. @returns
+ * whether it matched (the group may still be settling). */
+static bool owner_matches(ks_streams_t *asked,
+                          ks_streams_t *a,
+                          ks_streams_t *b,
+                          const char *key) {
+        ks_bytes_t kb = {key, strlen(key)};
+        ks_key_query_metadata_t md;
+        ks_key_owner_t own;
+        ck_assert(!ks_streams_query_key_metadata(a, "iq-counts", kb, &md));
+        ks_streams_t *host = md.hosted ? a : b;
+        const char *want   = host == a ? "127.0.0.1:7101" : "127.0.0.1:7102";
+        ks_error_t *e =
+                ks_streams_query_key_owner(asked, "iq-counts", kb, 5000, &own);
+        if (e) {
+                ck_assert_msg(ks_error_is_retriable(e), "%s",
+                              ks_error_message(e));
+                ks_error_destroy(e);
+                return false;
+        }
+        ck_assert_int_eq(own.partition, md.partition);
+        ck_assert_msg(strstr(own.client_id, want), "client.id %s",
+                      own.client_id);
+        ck_assert_str_eq(own.host, "127.0.0.1");
+        return !strcmp(own.server, want) && own.local == (host == asked);
+}
+
+/* Every key's owner, asked of both instances, is the one hosting it. */
+static void check_owners(ks_streams_t *a, ks_streams_t *b) {
+        for (int k = 0; k < KEYS; k++) {
+                char key[32];
+                key_name(k, key, sizeof(key));
+                for (int i = 0; i < 2; i++) {
+                        ks_streams_t *asked = i ? b : a;
+                        int tries           = 0;
+                        while (!owner_matches(asked, a, b, key)) {
+                                ck_assert_msg(++tries < 20,
+                                              "the owner of %s never matched",
+                                              key);
+                                usleep(500000);
+                        }
+                }
+        }
+}
+
 static void expect_error(ks_error_t *e, ks_err_t code, const char *text) {
         ck_assert_ptr_nonnull(e);
         ck_assert_msg(
@@ -382,7 +432,7 @@ START_TEST(counts_are_read_by_key_range_and_window_where_hosted) {
         base = (wall_ms() / WINDOW_MS - 20) * WINDOW_MS;
         kt_create_topic(bootstrap, topic, PARTS);
         ks_topology_t *t = topology();
-        ks_streams_t *a  = instance(t, dir_a);
+        ks_streams_t *a  = instance(t, dir_a, "127.0.0.1:7101");
 
         /* Not started: not queryable. */
         expect_error(ks_streams_query_kv_get(a, "iq-counts",
@@ -422,7 +472,7 @@ START_TEST(counts_are_read_by_key_range_and_window_where_hosted) {
         hammer_t h = {.s = a};
         pthread_t tid;
         ck_assert_int_eq(pthread_create(&tid, NULL, hammer, &h), 0);
-        ks_streams_t *b = instance(t, dir_b);
+        ks_streams_t *b = instance(t, dir_b, "127.0.0.1:7102");
         e               = ks_streams_start(b);
         ck_assert_msg(!e, "start: %s", ks_error_message(e));
         ks_streams_t *two[] = {a, b};
@@ -454,6 +504,7 @@ START_TEST(counts_are_read_by_key_range_and_window_where_hosted) {
         }
         ck_assert_int_gt(on_a, 0);
         ck_assert_int_lt(on_a, KEYS);
+        check_owners(a, b);
         check_windows(two, 2);
 
         ck_assert_ptr_null(ks_streams_close(b, 30000));

@@ -43,6 +43,21 @@ START_TEST(bad_values_are_refused_with_a_reason) {
                                      err, sizeof(err)),
                          KS_ERR_INVALID_ARG);
         ck_assert(strstr(err, "at_least_once|exactly_once_v2"));
+        /* application.server ends up after '@' in a client.id. */
+        const char *servers[] = {"no-port", "host:", ":80",  "h:0",
+                                 "h:65536", "a@b:1", "h :1", "h:1x"};
+        for (size_t i = 0; i < sizeof(servers) / sizeof(servers[0]); i++) {
+                ck_assert_int_eq(ks_conf_set(c, "application.server",
+                                             servers[i], err, sizeof(err)),
+                                 KS_ERR_INVALID_ARG);
+                ck_assert_msg(strstr(err, "is not host:port"), "%s", err);
+        }
+        ck_assert_int_eq(ks_conf_set(c, "application.server", "[::1]:8080", err,
+                                     sizeof(err)),
+                         KS_OK);
+        ck_assert_int_eq(
+                ks_conf_set(c, "application.server", "", err, sizeof(err)),
+                KS_OK);
         /* A refused value leaves the old one. */
         ck_assert_int_eq(ks__conf_int(c, "num.stream.threads"), 1);
         ks_conf_destroy(c);

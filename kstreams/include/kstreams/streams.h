@@ -138,10 +138,10 @@ KS_EXPORT void ks_streams_metrics(const ks_streams_t *s,
  *   key over the partition count of the store's sub-topology (the default
  *   partitioner of Java and of our producers): keys written through a
  *   custom partitioner are looked for in the wrong partition.
- * - Each instance answers only for the partitions (tasks) it hosts. Which
- *   other instance hosts a partition is not known here: librdkafka does not
- *   give group members other than the leader the group's assignment, so
- *   route keys between instances with your own directory (or ask each).
+ * - Each instance answers only for the partitions (tasks) it hosts.
+ *   ks_streams_query_key_owner() tells which instance of the group hosts
+ *   a key (its application.server); the transport between instances is
+ *   yours (kstreams opens no server).
  * - Queries are allowed while the instance is RUNNING or REBALANCING;
  *   other states fail with KS_ERR_STATE.
  * - Errors: KS_ERR_NOT_FOUND for a store the topology does not have (not
@@ -174,6 +174,35 @@ KS_EXPORT ks_error_t *ks_streams_query_key_metadata(
         const char *store,
         ks_bytes_t key,
         ks_key_query_metadata_t *out);
+
+/** The group member serving a key's partition (ks_streams_query_key_owner()).
+ */
+typedef struct ks_key_owner_s {
+        int32_t partition;   /**< the key's partition: its task's */
+        bool local;          /**< one of this instance's own threads */
+        char server[256];    /**< its application.server; "" if it set none */
+        char client_id[256]; /**< its consumer's client.id */
+        char host[128];      /**< its address as the broker sees it */
+} ks_key_owner_t;
+
+/**
+ * Finds which member of the application's consumer group is assigned
+ * @p key's partition of @p store, wherever it runs: the group is described
+ * by its coordinator (one DescribeConsumerGroups request, waiting at most
+ * @p timeout_ms), and the member's application.server read from its
+ * client.id. Use it to send a query to the instance that can answer it.
+ * The answer holds until the next rebalance: cache it if you like.
+ * @returns NULL with @p *out filled; a new error otherwise: KS_ERR_NOT_FOUND
+ *          (retriable) when no member has the partition (the group is
+ *          rebalancing or empty), KS_ERR_KAFKA (retriable) when the
+ *          coordinator could not be asked, or the errors of
+ *          ks_streams_query_key_metadata().
+ */
+KS_EXPORT ks_error_t *ks_streams_query_key_owner(ks_streams_t *s,
+                                                 const char *store,
+                                                 ks_bytes_t key,
+                                                 int timeout_ms,
+                                                 ks_key_owner_t *out);
 
 /**
  * Looks @p key (serialized) up in the key-value store @p store, in the
