@@ -53,7 +53,9 @@ ks_err_t ks_parse_iso8601(const char *s, size_t len, int64_t *ms_out) {
         static const unsigned char mdays[] = {31, 29, 31, 30, 31, 30,
                                               31, 31, 30, 31, 30, 31};
         size_t pos                         = 0;
-        int year, mon, day, hour, min, sec, ms = 0;
+        /* Zeroed although every path sets them before use: gcc -O3 cannot
+         * see through digits() and warns (an error under -Werror). */
+        int year = 0, mon = 0, day = 0, hour = 0, min = 0, sec = 0, ms = 0;
 
         if (digits(s, len, &pos, 4, &year) || expect(s, len, &pos, '-') ||
             digits(s, len, &pos, 2, &mon) || expect(s, len, &pos, '-') ||

@@ -708,7 +708,10 @@ ks_error_t *ks__env_get_i64(ks_state_env_t *env,
                             ks_bytes_t key,
                             int64_t *v,
                             bool *found) {
-        ks_bytes_t val;
+        /* Zeroed for gcc -O3 only: ks__env_get() sets it whenever *found,
+         * but *found is caller memory the compiler cannot rule out being
+         * changed by the calls in between. */
+        ks_bytes_t val  = {0};
         ks_error_t *err = ks__env_get(env, slot, key, &val, found);
         if (err || !*found)
                 return err;

@@ -24,7 +24,7 @@ typedef struct ks_error_s ks_error_t;
  * which ks_error_destroy() knows not to free.
  */
 KS_EXPORT ks_error_t *ks_error_new(ks_err_t code, const char *fmt, ...)
-        __attribute__((format(printf, 2, 3)));
+        __attribute__((format(printf, 2, 3), returns_nonnull));
 
 /** Marks @p err retriable (a retry of the same call may succeed). */
 KS_EXPORT ks_error_t *ks_error_set_retriable(ks_error_t *err, bool v);
