@@ -405,6 +405,8 @@ ks_error_t *ks__streams_prepare_topics(ks_streams_t *s) {
                 err = plan_changelogs(s, rk, &plan, &sizes, timeout);
         if (!err)
                 err = build_subscription(s);
+        if (!err) /* interactive queries route keys by these counts */
+                ks__iq_set_partitions(s, sizes.sub_partitions);
         ks__partition_plan_clear(&sizes);
         plan_free(&plan);
         rd_kafka_destroy(rk);

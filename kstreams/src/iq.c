@@ -16,9 +16,9 @@
  * explains how LMDB allows that beside the open write transaction).
  *
  * Routing. A key's partition is murmur2 of its serialized key over the
- * task count of the store's sub-topology, which is the partition count of
- * the store's changelog (start-up makes them equal); it is asked of the
- * cluster once per store. */
+ * task count of the store's sub-topology, which start-up's partition plan
+ * records (admin.c); failing that, the partition count of the store's
+ * changelog (start-up makes them equal), asked of the cluster once. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,8 +182,8 @@ static ks_error_t *check_key(ks_bytes_t key) {
         return NULL;
 }
 
-/* The task count of the store's sub-topology: its changelog's partition
- * count, asked of the cluster once. */
+/* The task count of the store's sub-topology: as start-up planned it, or
+ * else its changelog's partition count, asked of the cluster once. */
 static ks_error_t *partition_count(ks_streams_t *s,
                                    const char *store,
                                    int sub,
@@ -333,6 +333,17 @@ static ks_error_t *route(ks_streams_t *s,
         if (count)
                 *count = cnt;
         return NULL;
+}
+
+void ks__iq_set_partitions(ks_streams_t *s, const int32_t *sub_partitions) {
+        ks_iq_t *iq = &s->iq;
+        size_t n    = (size_t)s->topology->subtopology_cnt;
+        pthread_mutex_lock(&iq->lock);
+        if (!iq->sub_partitions)
+                iq->sub_partitions = calloc(n, sizeof(int32_t));
+        if (iq->sub_partitions && sub_partitions)
+                memcpy(iq->sub_partitions, sub_partitions, n * sizeof(int32_t));
+        pthread_mutex_unlock(&iq->lock);
 }
 
 ks_error_t *ks__iq_key_partition(ks_streams_t *s,

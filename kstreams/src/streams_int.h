@@ -111,6 +111,9 @@ void ks__iq_task_ready(ks_streams_t *s, const ks_task_t *task);
  */
 void ks__iq_task_remove(ks_streams_t *s, const ks_task_t *task);
 
+/** Remembers each sub-topology's task count as start-up planned it (a
+ *  count of 0: unknown, asked of the cluster when needed). Copies. */
+void ks__iq_set_partitions(ks_streams_t *s, const int32_t *sub_partitions);
 /** The sub-topology and partition of @p key in @p store, with the checks
  *  of a query (iq.c). */
 ks_error_t *ks__iq_key_partition(ks_streams_t *s,
