@@ -251,10 +251,17 @@ static ks_error_t *plan_internal(ks_streams_t *s,
                                            errstr);
                         continue;
                 }
-                /* Repartition records are consumed once: keep them a day
-                 * at most (Kafka Streams purges them). */
-                rd_kafka_NewTopic_set_config(nt[nt_cnt], "retention.ms",
-                                             "86400000");
+                /* As Kafka Streams: no time retention, since records keep
+                 * their event timestamps and replayed old events would be
+                 * deleted by the broker before the other side of the
+                 * topic read them (bench_state_throughput lost records
+                 * that way with a day's retention). The stream threads
+                 * purge what they committed instead (DeleteRecords, every
+                 * repartition.purge.interval.ms), and segments roll every
+                 * 10 minutes so that purged ones can go. */
+                rd_kafka_NewTopic_set_config(nt[nt_cnt], "retention.ms", "-1");
+                rd_kafka_NewTopic_set_config(nt[nt_cnt], "segment.ms",
+                                             "600000");
                 nt_cnt++;
                 if (!plan_put(plan, name, want))
                         err = ks_error_new(KS_ERR_NOMEM, "out of memory");

@@ -26,6 +26,8 @@ typedef struct assigned_s {
         int32_t partition;
         int64_t next_offset; /* to commit; -1: nothing processed yet */
         int64_t committed;
+        int64_t purged;   /* repartition: records deleted up to here */
+        bool repartition; /* one of the application's repartition topics */
         bool paused;
         ks_task_t *task;
 } assigned_t;
@@ -60,6 +62,11 @@ struct ks_stream_thread_s {
         uint64_t delivery_failed;
         pthread_mutex_t mlock;
         ks_streams_metrics_t published;
+        /* Repartition records already committed are deleted
+         * (DeleteRecords) at most every purge_interval ms; the results
+         * come back on purge_q. */
+        int64_t purge_interval, last_purge;
+        rd_kafka_queue_t *purge_q;
         /* The record caches of all its tasks share this thread's part of
          * statestore.cache.max.bytes, as Kafka Streams' ThreadCache. */
         ks_cache_budget_t cache_budget;
@@ -132,8 +139,9 @@ static int32_t collector_partitions(void *opaque, const char *topic) {
         return -1;
 }
 
-static void collector_release(void *opaque, void *handle) {
-        ks_stream_thread_t *t   = opaque;
+/* Frees a consumed record's handle; @p done moves the partition's offset
+ * to commit past it. */
+static void release_handle(ks_stream_thread_t *t, void *handle, bool done) {
         rd_kafka_message_t *msg = handle;
         msg_block_t *block      = NULL;
         if ((uintptr_t)handle & 1) {
@@ -142,12 +150,17 @@ static void collector_release(void *opaque, void *handle) {
         }
         /* Records leave a partition's queue in offset order, processed or
          * handled, so the next offset to commit follows the last release. */
-        assigned_t *a =
-                find_assigned(t, rd_kafka_topic_name(msg->rkt), msg->partition);
+        assigned_t *a = done ? find_assigned(t, rd_kafka_topic_name(msg->rkt),
+                                             msg->partition)
+                             : NULL;
         if (a)
                 a->next_offset = msg->offset + 1;
         rd_kafka_message_destroy(msg);
         free(block);
+}
+
+static void collector_release(void *opaque, void *handle) {
+        release_handle(opaque, handle, true);
 }
 
 static void dr_msg_cb(rd_kafka_t *rk,
@@ -203,6 +216,58 @@ static void dr_msg_cb(rd_kafka_t *rk,
 /* ---- commit -----------------------------------------------------------------
  */
 
+/* Deletes the records of repartition topics up to their committed
+ * offsets, as Kafka Streams does: the topics have no time retention
+ * (admin.c says why), and every record in them has been processed once
+ * committed. Asynchronous: failures are only logged (the next purge
+ * covers them). */
+static void purge_repartition(ks_stream_thread_t *t) {
+        int64_t now = ks_now_ms();
+        if (now - t->last_purge < t->purge_interval)
+                return;
+        t->last_purge                      = now;
+        rd_kafka_topic_partition_list_t *l = NULL;
+        for (int i = 0; i < t->assigned_cnt; i++) {
+                assigned_t *a = &t->assigned[i];
+                if (!a->repartition || a->committed <= a->purged)
+                        continue;
+                if (!l)
+                        l = rd_kafka_topic_partition_list_new(4);
+                rd_kafka_topic_partition_list_add(l, a->topic, a->partition)
+                        ->offset = a->committed;
+                a->purged        = a->committed;
+        }
+        if (!l)
+                return;
+        rd_kafka_DeleteRecords_t *del = rd_kafka_DeleteRecords_new(l);
+        rd_kafka_DeleteRecords(t->producer, &del, 1, NULL, t->purge_q);
+        rd_kafka_DeleteRecords_destroy(del);
+        rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Collects the purges' results; a failed one is logged. */
+static void purge_results(ks_stream_thread_t *t) {
+        rd_kafka_event_t *ev;
+        while ((ev = rd_kafka_queue_poll(t->purge_q, 0))) {
+                const rd_kafka_DeleteRecords_result_t *res =
+                        rd_kafka_event_DeleteRecords_result(ev);
+                const rd_kafka_topic_partition_list_t *l =
+                        res ? rd_kafka_DeleteRecords_result_offsets(res) : NULL;
+                const char *why = rd_kafka_event_error(ev)
+                                          ? rd_kafka_event_error_string(ev)
+                                          : NULL;
+                for (int i = 0; !why && l && i < l->cnt; i++)
+                        if (l->elems[i].err)
+                                why = rd_kafka_err2str(l->elems[i].err);
+                if (why)
+                        ks__log_limited(&t->rl_commit, 10000, KS_LOG_WARNING,
+                                        "thread %d: deleting committed "
+                                        "repartition records failed: %s",
+                                        t->index, why);
+                rd_kafka_event_destroy(ev);
+        }
+}
+
 /* At-least-once: wait until everything produced for the processed records
  * is acknowledged, then commit their offsets. @returns false if that could
  * not be done now (it is tried again at the next interval). */
@@ -257,6 +322,8 @@ static bool commit(ks_stream_thread_t *t) {
                 }
         }
         rd_kafka_topic_partition_list_destroy(offsets);
+        if (ok)
+                purge_repartition(t);
         /* Kafka first, LMDB second: a crash in between leaves a store
          * behind its changelog, never ahead, and restoration replays only
          * the tail. The state is committed even if the offset commit
@@ -563,16 +630,19 @@ static ks_error_t *on_assign(ks_stream_thread_t *t,
                 a->partition      = p;
                 a->next_offset    = -1;
                 a->committed      = -1;
+                a->purged         = -1;
                 if (!a->topic)
                         return ks_error_new(KS_ERR_NOMEM, "out of memory");
                 t->assigned_cnt++;
                 const ks_topology_t *topo = t->s->topology;
                 for (int n = 0; n < topo->node_cnt && !err && !a->task; n++) {
                         const ks_node_t *node = topo->nodes[n];
-                        if (node->kind == KS_NODE_SOURCE &&
-                            ks__source_reads(node, t->s->application_id, topic))
-                                a->task =
-                                        task_get(t, node->subtopology, p, &err);
+                        if (node->kind != KS_NODE_SOURCE ||
+                            !ks__source_reads(node, t->s->application_id,
+                                              topic))
+                                continue;
+                        a->repartition = node->internal;
+                        a->task = task_get(t, node->subtopology, p, &err);
                 }
         }
         if (!err)
@@ -672,9 +742,19 @@ static void consume(ks_stream_thread_t *t, rd_kafka_message_t *msg) {
                 .key       = {msg->key, msg->key_len},
                 .value     = {msg->payload, msg->len},
         };
-        raw.handle = to_handle(msg, &raw);
-        if (ks__task_enqueue(a->task, &raw)) {
-                collector_release(t, raw.handle);
+        raw.handle   = to_handle(msg, &raw);
+        ks_err_t err = ks__task_enqueue(a->task, &raw);
+        if (err) {
+                /* Never commit past a record that was not processed: the
+                 * thread fails without committing; the record comes back. */
+                if (!t->fatal)
+                        t->fatal = ks_error_new(
+                                err,
+                                "thread %d: cannot buffer a record of %s "
+                                "[%" PRId32 "]: %s",
+                                t->index, a->topic, raw.partition,
+                                ks_err2str(err));
+                release_handle(t, raw.handle, false);
                 return;
         }
         if (!a->paused &&
@@ -765,11 +845,20 @@ static void *thread_main(void *arg) {
         t->last_commit = ks_now_ms();
         while (!err && !atomic_load(&s->stop)) {
                 int timeout = anything_buffered(t) ? 0 : (int)t->poll_ms;
-                ssize_t n   = rd_kafka_consume_batch_queue(
-                          t->queue, timeout, t->batch, (size_t)t->batch_size);
-                for (ssize_t i = 0; i < n; i++)
-                        consume(t, t->batch[i]);
+                /* One message at a time, not rd_kafka_consume_batch_queue():
+                 * librdkafka before 2.1.0 (Debian 12 has 2.0.2) could skip
+                 * offsets in its batch API around pauses, which consume()
+                 * uses for backpressure, seeks and rebalances (its
+                 * CHANGELOG for 2.1.0, PR #4208). */
+                for (int i = 0; i < t->batch_size; i++) {
+                        rd_kafka_message_t *m = rd_kafka_consumer_poll(
+                                t->consumer, i ? 0 : timeout);
+                        if (!m)
+                                break;
+                        consume(t, m);
+                }
                 rd_kafka_poll(t->producer, 0); /* delivery reports */
+                purge_results(t);
                 err = process(t);
                 if (!err && t->fatal) {
                         err      = t->fatal;
@@ -948,6 +1037,9 @@ ks_stream_thread_t *ks__stream_thread_new(ks_streams_t *s,
                 (size_t)ks__conf_int(s->conf, "statestore.cache.max.bytes") /
                 (size_t)ks__conf_int(s->conf, "num.stream.threads");
         t->poll_ms = ks__conf_int(s->conf, "poll.ms");
+        t->purge_interval =
+                ks__conf_int(s->conf, "repartition.purge.interval.ms");
+        t->last_purge = ks_now_ms();
         t->max_buffered =
                 (size_t)ks__conf_int(s->conf, "buffered.records.per.partition");
         t->prod_handler = ks__conf_handler(
@@ -968,7 +1060,8 @@ ks_stream_thread_t *ks__stream_thread_new(ks_streams_t *s,
                 return NULL;
         }
         rd_kafka_poll_set_consumer(t->consumer);
-        t->queue = rd_kafka_queue_get_consumer(t->consumer);
+        t->queue   = rd_kafka_queue_get_consumer(t->consumer);
+        t->purge_q = rd_kafka_queue_new(t->producer);
         return t;
 }
 
@@ -996,6 +1089,8 @@ void ks__stream_thread_destroy(ks_stream_thread_t *t) {
         close_all_tasks(t);
         if (t->queue)
                 rd_kafka_queue_destroy(t->queue);
+        if (t->purge_q)
+                rd_kafka_queue_destroy(t->purge_q);
         if (t->consumer)
                 rd_kafka_destroy(t->consumer);
         if (t->producer)

@@ -267,3 +267,51 @@ const char *kt_unique(const char *prefix) {
                  (long)ts.tv_sec, ts.tv_nsec / 1000000);
         return b;
 }
+
+bool kt_topic_config(const char *bootstrap,
+                     const char *topic,
+                     const char *name,
+                     char *out,
+                     size_t out_size) {
+        rd_kafka_t *rk = client(RD_KAFKA_PRODUCER, bootstrap, NULL);
+        rd_kafka_ConfigResource_t *r =
+                rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+        rd_kafka_DescribeConfigs(rk, &r, 1, NULL, q);
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+        ck_assert_msg(ev, "DescribeConfigs %s timed out", topic);
+        ck_assert_msg(!rd_kafka_event_error(ev), "DescribeConfigs %s: %s",
+                      topic, rd_kafka_event_error_string(ev));
+        size_t n, cn;
+        const rd_kafka_ConfigResource_t **res =
+                rd_kafka_DescribeConfigs_result_resources(
+                        rd_kafka_event_DescribeConfigs_result(ev), &n);
+        bool found = false;
+        const rd_kafka_ConfigEntry_t **entries =
+                n ? rd_kafka_ConfigResource_configs(res[0], &cn) : NULL;
+        for (size_t i = 0; entries && i < cn && !found; i++) {
+                if (strcmp(rd_kafka_ConfigEntry_name(entries[i]), name))
+                        continue;
+                const char *v = rd_kafka_ConfigEntry_value(entries[i]);
+                snprintf(out, out_size, "%s", v ? v : "");
+                found = true;
+        }
+        rd_kafka_event_destroy(ev);
+        rd_kafka_queue_destroy(q);
+        rd_kafka_ConfigResource_destroy(r);
+        rd_kafka_destroy(rk);
+        return found;
+}
+
+int64_t kt_low_watermark(const char *bootstrap,
+                         const char *topic,
+                         int32_t partition) {
+        rd_kafka_t *rk = client(RD_KAFKA_PRODUCER, bootstrap, NULL);
+        int64_t lo = -1, hi = -1;
+        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(
+                rk, topic, partition, &lo, &hi, 10000);
+        ck_assert_msg(!e, "watermarks of %s [%d]: %s", topic, (int)partition,
+                      rd_kafka_err2str(e));
+        rd_kafka_destroy(rk);
+        return lo;
+}

@@ -60,6 +60,18 @@ pid_t kt_spawn_app(const char *log_path, const char *const *args);
  *  @returns the exit status as from waitpid. */
 int kt_stop(pid_t pid, int sig, int timeout_ms);
 
+/** Copies topic config @p name's value into @p out. @returns false if the
+ *  broker did not describe it. */
+bool kt_topic_config(const char *bootstrap,
+                     const char *topic,
+                     const char *name,
+                     char *out,
+                     size_t out_size);
+/** The partition's first offset still in the log (its log start). */
+int64_t kt_low_watermark(const char *bootstrap,
+                         const char *topic,
+                         int32_t partition);
+
 /** A name unique to this run: "<prefix>-<pid>-<time>". */
 const char *kt_unique(const char *prefix);
 

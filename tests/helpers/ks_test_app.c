@@ -54,14 +54,16 @@ int main(int argc, char **argv) {
         const char *bootstrap = NULL, *app = NULL, *input = NULL,
                    *input2 = NULL, *output = NULL, *mode = "filter",
                    *dlq = NULL, *threads = "1", *commit_ms = "200",
-                   *state_dir             = "/tmp/kstreams";
+                   *state_dir = "/tmp/kstreams", *buffered = "10000",
+                   *purge_ms              = "30000";
         static const struct option opts[] = {
                 {"bootstrap", 1, NULL, 'b'}, {"app-id", 1, NULL, 'a'},
                 {"input", 1, NULL, 'i'},     {"input2", 1, NULL, 'j'},
                 {"output", 1, NULL, 'o'},    {"mode", 1, NULL, 'm'},
                 {"dlq", 1, NULL, 'd'},       {"threads", 1, NULL, 't'},
                 {"commit-ms", 1, NULL, 'c'}, {"help", 0, NULL, 'h'},
-                {"state-dir", 1, NULL, 's'}, {NULL, 0, NULL, 0}};
+                {"state-dir", 1, NULL, 's'}, {"buffered", 1, NULL, 'p'},
+                {"purge-ms", 1, NULL, 'g'},  {NULL, 0, NULL, 0}};
         int c;
         while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
                 switch (c) {
@@ -95,13 +97,21 @@ int main(int argc, char **argv) {
                 case 's':
                         state_dir = optarg;
                         break;
+                case 'p':
+                        buffered = optarg;
+                        break;
+                case 'g':
+                        purge_ms = optarg;
+                        break;
                 default:
                         fprintf(stderr,
                                 "usage: ks_test_app --bootstrap B --app-id A "
                                 "--input T --output O [--mode "
-                                "filter|repartition|count|merge --input2 "
+                                "filter|repartition|repartition-count|count|"
+                                "merge --input2 "
                                 "T2] [--dlq T] [--threads N] [--commit-ms "
-                                "N] [--state-dir D]\n");
+                                "N] [--state-dir D] [--buffered N] "
+                                "[--purge-ms N]\n");
                         return c == 'h' ? 0 : 2;
                 }
         }
@@ -129,6 +139,20 @@ int main(int argc, char **argv) {
                 ks_stream_to(ks_stream_repartition(k, "by-user",
                                                    ks_serde_string(), NULL, 0),
                              output, NULL, NULL);
+        } else if (!strcmp(mode, "repartition-count")) {
+                /* Re-keyed by user, then counted: the count's tasks read a
+                 * repartition topic the same instance writes. */
+                ks_stream_t *k = ks_stream_select_key(
+                        ks_stream_filter(in, "has-user", has_user, NULL),
+                        "by-user", user_of, NULL);
+                ks_table_t *t = ks_grouped_count(
+                        ks_stream_group_by_key(
+                                ks_stream_repartition(k, "by-user",
+                                                      ks_serde_string(), NULL,
+                                                      0),
+                                NULL, NULL),
+                        "user-counts");
+                ks_stream_to(ks_table_to_stream(t, NULL), output, NULL, NULL);
         } else if (!strcmp(mode, "count")) {
                 /* Counts per key in the store "counts": a changelogged,
                  * persistent store restored on restart or migration. */
@@ -160,6 +184,10 @@ int main(int argc, char **argv) {
                         sizeof(err)) ||
             ks_conf_set(conf, "startup.timeout.ms", "5000", err, sizeof(err)) ||
             ks_conf_set(conf, "state.dir", state_dir, err, sizeof(err)) ||
+            ks_conf_set(conf, "buffered.records.per.partition", buffered, err,
+                        sizeof(err)) ||
+            ks_conf_set(conf, "repartition.purge.interval.ms", purge_ms, err,
+                        sizeof(err)) ||
             (dlq &&
              (ks_conf_set(conf, "errors.dead.letter.queue.topic.name", dlq, err,
                           sizeof(err)) ||
