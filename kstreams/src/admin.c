@@ -279,7 +279,8 @@ static ks_error_t *plan_internal(ks_streams_t *s,
 
 /* Creates each store's changelog, one partition per task of its
  * sub-topology: compacted, and for windowed stores also deleted after the
- * store's retention plus a day (Kafka Streams' additional retention). */
+ * store's retention plus windowstore.changelog.additional.retention.ms
+ * (a day by default, as Kafka Streams). */
 static ks_error_t *plan_changelogs(ks_streams_t *s,
                                    rd_kafka_t *rk,
                                    plan_t *plan,
@@ -323,9 +324,13 @@ static ks_error_t *plan_changelogs(ks_streams_t *s,
                         rd_kafka_NewTopic_set_config(
                                 nt[nt_cnt], "cleanup.policy", "compact");
                 } else {
-                        snprintf(
-                                retention, sizeof(retention), "%lld",
-                                (long long)(n->store->retention_ms + 86400000));
+                        snprintf(retention, sizeof(retention), "%lld",
+                                 (long long)(n->store->retention_ms +
+                                             ks__conf_int(
+                                                     s->conf,
+                                                     "windowstore.changelog."
+                                                     "additional.retention."
+                                                     "ms")));
                         rd_kafka_NewTopic_set_config(
                                 nt[nt_cnt], "cleanup.policy", "compact,delete");
                         rd_kafka_NewTopic_set_config(nt[nt_cnt], "retention.ms",

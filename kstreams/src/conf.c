@@ -65,6 +65,14 @@ static const prop_t props[] = {
          "record."},
         {"restore.batch.records", PROP_INT, "100000", 1, 100000000, NULL,
          "Changelog records applied per LMDB transaction while restoring."},
+        {"windowstore.changelog.additional.retention.ms", PROP_INT, "86400000",
+         0, 31536000000000LL, NULL,
+         "Added to a window or session store's retention to make its "
+         "changelog's retention.ms, as Kafka Streams does. The broker "
+         "applies it to the records' timestamps against wall-clock time: "
+         "when replaying events older than this, raise it, or changelog "
+         "records of windows still open in stream time are deleted and a "
+         "restore would miss them."},
         {"repartition.purge.interval.ms", PROP_INT, "30000", 1, 86400000, NULL,
          "How often a stream thread deletes the records of repartition "
          "topics it has committed (DeleteRecords up to the committed "

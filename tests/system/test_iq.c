@@ -145,6 +145,9 @@ static ks_streams_t *instance(const ks_topology_t *t,
         ck_assert(!ks_conf_set(conf, "state.dir", state_dir, err, sizeof(err)));
         ck_assert(!ks_conf_set(conf, "application.server", server, err,
                                sizeof(err)));
+        ck_assert(!ks_conf_set(conf,
+                               "windowstore.changelog.additional.retention.ms",
+                               "7200000", err, sizeof(err)));
         ck_assert(!ks_conf_set(conf, "num.stream.threads", "2", err,
                                sizeof(err)));
         ck_assert(!ks_conf_set(conf, "commit.interval.ms", "300", err,
@@ -446,6 +449,19 @@ START_TEST(counts_are_read_by_key_range_and_window_where_hosted) {
         learn_partitions();
         ks_streams_t *one[] = {a};
         await_counts(one, 1);
+
+        /* The window store's changelog: compacted and deleted after the
+         * store's retention (size + grace) plus the additional retention
+         * configured. */
+        char changelog[256], val[64];
+        snprintf(changelog, sizeof(changelog), "%s-iq-wcounts-changelog",
+                 app_id);
+        ck_assert(kt_topic_config(bootstrap, changelog, "cleanup.policy", val,
+                                  sizeof(val)));
+        ck_assert_str_eq(val, "compact,delete");
+        ck_assert(kt_topic_config(bootstrap, changelog, "retention.ms", val,
+                                  sizeof(val)));
+        ck_assert_int_eq(atoll(val), WINDOW_MS + 3600000 + 7200000);
         check_range(a, KEYS);
         check_windows(one, 1);
 
