@@ -8,39 +8,22 @@
 #include <string.h>
 
 #include "ks_check.h"
+#include "ks_driver_util.h"
 
 static ks_test_driver_t *drv;
 static ks_topology_t *topo;
 
 static void start(ks_builder_t *b, int partitions) {
-        char err[512];
-        topo = ks_builder_build(b, err, sizeof(err));
-        ck_assert_msg(topo, "build: %s", err);
-        ks_builder_destroy(b);
-        ks_conf_t *c = ks_conf_new();
-        ks_conf_set(c, "application.id", "agg", err, sizeof(err));
-        drv = ks_test_driver_new(topo, c, err, sizeof(err));
-        ks_conf_destroy(c);
-        ck_assert_msg(drv, "driver: %s", err);
+        drv = kd_start(b, "agg", NULL, &topo);
         ks_test_driver_create_topic(drv, "in", partitions);
 }
 
 static void teardown(void) {
-        ks_test_driver_destroy(drv);
-        ks_topology_destroy(topo);
+        kd_stop(&drv, &topo);
 }
 
 static void pipe_at(const char *key, const char *value, int64_t ts) {
-        ks_error_t *e = ks_test_driver_pipe_str(drv, "in", key, value, ts);
-        ck_assert_msg(!e, "%s", e ? ks_error_message(e) : "");
-}
-
-static int64_t be64(const void *p) {
-        const unsigned char *b = p;
-        uint64_t v             = 0;
-        for (int i = 0; i < 8; i++)
-                v = (v << 8) | b[i];
-        return (int64_t)v;
+        kd_pipe(drv, "in", key, value, ts);
 }
 
 /* Reads the next output: key, count (int64) and, for windowed keys, the
@@ -52,14 +35,14 @@ static void expect_count(const char *key, int64_t window_start, int64_t count) {
         size_t klen = strlen(key);
         if (window_start >= 0) {
                 ck_assert_uint_eq(r.key.len, klen + 8);
-                ck_assert_int_eq(be64((const char *)r.key.data + klen),
+                ck_assert_int_eq(kt_be64((const char *)r.key.data + klen),
                                  window_start);
         } else {
                 ck_assert_uint_eq(r.key.len, klen);
         }
         ck_assert(!memcmp(r.key.data, key, klen));
         ck_assert_uint_eq(r.value.len, 8);
-        ck_assert_int_eq(be64(r.value.data), count);
+        ck_assert_int_eq(kt_be64(r.value.data), count);
 }
 
 static void expect_end(void) {
@@ -102,7 +85,7 @@ START_TEST(count_by_key_emits_every_update_and_logs_it) {
         ck_assert_ptr_null(
                 ks_kv_store_get(st, (ks_bytes_t){"a", 1}, &v, &found));
         ck_assert(found);
-        ck_assert_int_eq(be64(v.data), 3);
+        ck_assert_int_eq(kt_be64(v.data), 3);
         ks_store_iter_t *it;
         ck_assert_ptr_null(ks_kv_store_range(st, (ks_bytes_t){NULL, 0},
                                              (ks_bytes_t){NULL, 0}, &it));
@@ -154,7 +137,7 @@ START_TEST(group_by_repartitions_so_each_key_is_counted_in_one_task) {
         while (ks_test_driver_read(drv, "out", &r)) {
                 int l = ((const char *)r.key.data)[0] - 'a';
                 /* Counts of one letter go up by one: one task owns it. */
-                ck_assert_int_eq(be64(r.value.data), ++seen[l]);
+                ck_assert_int_eq(kt_be64(r.value.data), ++seen[l]);
         }
         ck_assert_int_eq(seen[0], want[0]);
         ck_assert_int_eq(seen[1], want[1]);
@@ -315,7 +298,7 @@ START_TEST(tumbling_windows_with_grace_drop_late_records) {
         while (ks_store_iter_next_window(it, &k, &start, &v)) {
                 ck_assert_int_lt(n, 2);
                 ck_assert_int_eq(start, want[n][0]);
-                ck_assert_int_eq(be64(v.data), want[n][1]);
+                ck_assert_int_eq(kt_be64(v.data), want[n][1]);
                 n++;
         }
         ks_store_iter_destroy(it);

@@ -12,49 +12,29 @@
 #include <string.h>
 
 #include "ks_check.h"
+#include "ks_driver_util.h"
 
 static ks_test_driver_t *drv;
 static ks_topology_t *topo;
 
 static void start(ks_builder_t *b, const char *cache_bytes) {
-        char err[512];
-        topo = ks_builder_build(b, err, sizeof(err));
-        ck_assert_msg(topo, "build: %s", err);
-        ks_builder_destroy(b);
-        ks_conf_t *c = ks_conf_new();
-        ks_conf_set(c, "application.id", "cache", err, sizeof(err));
-        if (cache_bytes)
-                ck_assert_int_eq(ks_conf_set(c, "statestore.cache.max.bytes",
-                                             cache_bytes, err, sizeof(err)),
-                                 KS_OK);
-        drv = ks_test_driver_new(topo, c, err, sizeof(err));
-        ks_conf_destroy(c);
-        ck_assert_msg(drv, "driver: %s", err);
+        const char *conf[] = {"statestore.cache.max.bytes", cache_bytes, NULL};
+        drv = kd_start(b, "cache", cache_bytes ? conf : NULL, &topo);
         ks_test_driver_create_topic(drv, "in", 1);
         ks_test_driver_set_manual_commit(drv, true);
 }
 
 static void teardown(void) {
-        ks_test_driver_destroy(drv);
-        ks_topology_destroy(topo);
+        kd_stop(&drv, &topo);
 }
 
 static void pipe_at(const char *key, const char *value, int64_t ts) {
-        ks_error_t *e = ks_test_driver_pipe_str(drv, "in", key, value, ts);
-        ck_assert_msg(!e, "%s", e ? ks_error_message(e) : "");
+        kd_pipe(drv, "in", key, value, ts);
 }
 
 static void commit(void) {
         ks_error_t *e = ks_test_driver_commit(drv);
         ck_assert_msg(!e, "%s", e ? ks_error_message(e) : "");
-}
-
-static int64_t be64(const void *p) {
-        const unsigned char *b = p;
-        uint64_t v             = 0;
-        for (int i = 0; i < 8; i++)
-                v = (v << 8) | b[i];
-        return (int64_t)v;
 }
 
 /* The next output is key=count (plain keys), stamped @p ts. */
@@ -65,7 +45,7 @@ static void expect_count(const char *key, int64_t count, int64_t ts) {
         ck_assert_uint_eq(r.key.len, strlen(key));
         ck_assert(!memcmp(r.key.data, key, r.key.len));
         ck_assert_uint_eq(r.value.len, 8);
-        ck_assert_int_eq(be64(r.value.data), count);
+        ck_assert_int_eq(kt_be64(r.value.data), count);
         ck_assert_int_eq(r.timestamp, ts);
 }
 
@@ -103,7 +83,7 @@ START_TEST(repeated_updates_collapse_until_the_commit) {
         ck_assert_ptr_null(
                 ks_kv_store_get(st, (ks_bytes_t){"a", 1}, &v, &found));
         ck_assert(found);
-        ck_assert_int_eq(be64(v.data), 3);
+        ck_assert_int_eq(kt_be64(v.data), 3);
         commit();
         /* One record per key, in the order of their last update (b at 2,
          * then a at 4), each with its last update's timestamp. */
@@ -184,14 +164,15 @@ static void expect_session(const char *key,
         size_t klen = strlen(key);
         ck_assert_uint_eq(r.key.len, klen + 16);
         ck_assert(!memcmp(r.key.data, key, klen));
-        ck_assert_int_eq(be64((const char *)r.key.data + klen), end_ms);
-        ck_assert_int_eq(be64((const char *)r.key.data + klen + 8), start_ms);
+        ck_assert_int_eq(kt_be64((const char *)r.key.data + klen), end_ms);
+        ck_assert_int_eq(kt_be64((const char *)r.key.data + klen + 8),
+                         start_ms);
         if (count < 0) {
                 ck_assert_ptr_null(r.value.data);
                 return;
         }
         ck_assert_uint_eq(r.value.len, 8);
-        ck_assert_int_eq(be64(r.value.data), count);
+        ck_assert_int_eq(kt_be64(r.value.data), count);
 }
 
 static void session_topology(const char *cache_bytes) {
@@ -266,8 +247,8 @@ START_TEST(hopping_windows_collapse_per_window) {
         for (int i = 0; i < 2; i++) {
                 ck_assert(ks_test_driver_read(drv, "out", &r));
                 ck_assert_uint_eq(r.key.len, 1 + 8);
-                starts[i] = be64((const char *)r.key.data + 1);
-                ck_assert_int_eq(be64(r.value.data), 3);
+                starts[i] = kt_be64((const char *)r.key.data + 1);
+                ck_assert_int_eq(kt_be64(r.value.data), 3);
                 ck_assert_int_eq(r.timestamp, 8);
         }
         ck_assert_int_eq(starts[0], 0);
@@ -335,21 +316,10 @@ static void failing_flush_topology(const char *handler) {
         /* The counts go out through a serde that refuses them. */
         ks_stream_to(ks_table_to_stream(t, NULL), "out", NULL,
                      ks_serde_new("refusing", refuse, never, NULL, NULL));
-        char err[512];
-        topo = ks_builder_build(b, err, sizeof(err));
-        ck_assert_msg(topo, "build: %s", err);
-        ks_builder_destroy(b);
-        ks_conf_t *c = ks_conf_new();
-        ks_conf_set(c, "application.id", "cache", err, sizeof(err));
-        ck_assert_int_eq(ks_conf_set(c, "default.processing.exception.handler",
-                                     handler, err, sizeof(err)),
-                         KS_OK);
-        ck_assert_int_eq(ks_conf_set(c, "default.production.exception.handler",
-                                     handler, err, sizeof(err)),
-                         KS_OK);
-        drv = ks_test_driver_new(topo, c, err, sizeof(err));
-        ks_conf_destroy(c);
-        ck_assert_msg(drv, "driver: %s", err);
+        const char *conf[] = {"default.processing.exception.handler", handler,
+                              "default.production.exception.handler", handler,
+                              NULL};
+        drv                = kd_start(b, "cache", conf, &topo);
         ks_test_driver_create_topic(drv, "in", 1);
         ks_test_driver_set_manual_commit(drv, true);
 }

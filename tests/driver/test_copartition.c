@@ -14,15 +14,13 @@
 #include <string.h>
 
 #include "ks_check.h"
+#include "ks_driver_util.h"
 
 static ks_test_driver_t *drv;
 static ks_topology_t *topo;
 
 static void teardown(void) {
-        ks_test_driver_destroy(drv);
-        ks_topology_destroy(topo);
-        drv  = NULL;
-        topo = NULL;
+        kd_stop(&drv, &topo);
 }
 
 /* "u5:pear" -> "u5": the user part of an order or a click. */

@@ -13,41 +13,22 @@
 #include <string.h>
 
 #include "ks_check.h"
+#include "ks_driver_util.h"
 
 static ks_test_driver_t *drv;
 static ks_topology_t *topo;
 
 static void start(ks_builder_t *b) {
-        char err[512];
-        topo = ks_builder_build(b, err, sizeof(err));
-        ck_assert_msg(topo, "build: %s", err);
-        ks_builder_destroy(b);
-        ks_conf_t *c = ks_conf_new();
-        ks_conf_set(c, "application.id", "sess", err, sizeof(err));
-        drv = ks_test_driver_new(topo, c, err, sizeof(err));
-        ks_conf_destroy(c);
-        ck_assert_msg(drv, "driver: %s", err);
+        drv = kd_start(b, "sess", NULL, &topo);
         ks_test_driver_create_topic(drv, "in", 1);
 }
 
 static void teardown(void) {
-        ks_test_driver_destroy(drv);
-        ks_topology_destroy(topo);
-        drv  = NULL;
-        topo = NULL;
+        kd_stop(&drv, &topo);
 }
 
 static void pipe_at(const char *key, const char *value, int64_t ts) {
-        ks_error_t *e = ks_test_driver_pipe_str(drv, "in", key, value, ts);
-        ck_assert_msg(!e, "%s", e ? ks_error_message(e) : "");
-}
-
-static int64_t be64(const void *p) {
-        const unsigned char *b = p;
-        uint64_t v             = 0;
-        for (int i = 0; i < 8; i++)
-                v = (v << 8) | b[i];
-        return (int64_t)v;
+        kd_pipe(drv, "in", key, value, ts);
 }
 
 /* Reads the next output: a session-windowed key (key, end, start) and its
@@ -64,15 +45,15 @@ static void expect_session(const char *key,
         size_t klen = strlen(key);
         ck_assert_uint_eq(r.key.len, klen + 16);
         ck_assert(!memcmp(r.key.data, key, klen));
-        ck_assert_int_eq(be64((const char *)r.key.data + klen), end);
-        ck_assert_int_eq(be64((const char *)r.key.data + klen + 8), start);
+        ck_assert_int_eq(kt_be64((const char *)r.key.data + klen), end);
+        ck_assert_int_eq(kt_be64((const char *)r.key.data + klen + 8), start);
         ck_assert_int_eq(r.timestamp, end);
         if (count < 0) {
                 ck_assert_msg(!r.value.data, "wanted a tombstone for %s", key);
         } else {
                 ck_assert_ptr_nonnull(r.value.data);
                 ck_assert_uint_eq(r.value.len, 8);
-                ck_assert_int_eq(be64(r.value.data), count);
+                ck_assert_int_eq(kt_be64(r.value.data), count);
         }
 }
 
@@ -264,9 +245,9 @@ START_TEST(aggregate_merges_with_the_merger) {
                 ks_test_record_t r;
                 ck_assert(ks_test_driver_read(drv, "out", &r));
                 ck_assert_uint_eq(r.key.len, 1 + 16);
-                ck_assert_int_eq(be64((const char *)r.key.data + 9),
+                ck_assert_int_eq(kt_be64((const char *)r.key.data + 9),
                                  atoll(want[i][0]));
-                ck_assert_int_eq(be64((const char *)r.key.data + 1),
+                ck_assert_int_eq(kt_be64((const char *)r.key.data + 1),
                                  atoll(want[i][1]));
                 if (!want[i][2]) {
                         ck_assert_ptr_null(r.value.data);
@@ -290,8 +271,8 @@ START_TEST(session_windowed_keys_serialize_as_kafka) {
         /* SessionWindowedSerde: key, end, start. */
         ck_assert_uint_eq(buf.len, 6 + 16);
         ck_assert(!memcmp(buf.data, "user-1", 6));
-        ck_assert_int_eq(be64(buf.data + 6), 5000);
-        ck_assert_int_eq(be64(buf.data + 14), 1000);
+        ck_assert_int_eq(kt_be64(buf.data + 6), 5000);
+        ck_assert_int_eq(kt_be64(buf.data + 14), 1000);
         const void *obj;
         ck_assert_int_eq(ks_serde_deserialize(ss, a, buf.data, buf.len, &obj,
                                               err, sizeof(err)),

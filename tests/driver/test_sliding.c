@@ -12,19 +12,16 @@
 #include <string.h>
 
 #include "ks_check.h"
+#include "ks_driver_util.h"
 
 static ks_test_driver_t *drv;
 static ks_topology_t *topo;
 
 static void teardown(void) {
-        ks_test_driver_destroy(drv);
-        ks_topology_destroy(topo);
-        drv  = NULL;
-        topo = NULL;
+        kd_stop(&drv, &topo);
 }
 
 static void sliding_count_topology(int64_t diff, int64_t grace) {
-        char err[512];
         ks_builder_t *b = ks_builder_new();
         ks_stream_t *s  = ks_builder_stream(b, "in", ks_serde_string(),
                                             ks_serde_string());
@@ -33,27 +30,11 @@ static void sliding_count_topology(int64_t diff, int64_t grace) {
                           ks_stream_group_by_key(s, NULL, NULL), diff, grace),
                   "sliding");
         ks_stream_to(ks_table_to_stream(t, NULL), "out", NULL, NULL);
-        topo = ks_builder_build(b, err, sizeof(err));
-        ck_assert_msg(topo, "build: %s", err);
-        ks_builder_destroy(b);
-        ks_conf_t *c = ks_conf_new();
-        ks_conf_set(c, "application.id", "slide", err, sizeof(err));
-        drv = ks_test_driver_new(topo, c, err, sizeof(err));
-        ks_conf_destroy(c);
-        ck_assert_msg(drv, "driver: %s", err);
+        drv = kd_start(b, "slide", NULL, &topo);
 }
 
 static void pipe_at(const char *key, int64_t ts) {
-        ks_error_t *e = ks_test_driver_pipe_str(drv, "in", key, "v", ts);
-        ck_assert_msg(!e, "%s", e ? ks_error_message(e) : "");
-}
-
-static int64_t be64(const void *p) {
-        const unsigned char *b = p;
-        uint64_t v             = 0;
-        for (int i = 0; i < 8; i++)
-                v = (v << 8) | b[i];
-        return (int64_t)v;
+        kd_pipe(drv, "in", key, "v", ts);
 }
 
 /* The next output: key + window start (8 bytes), an int64 count, and the
@@ -66,9 +47,9 @@ static void expect(const char *key, int64_t start, int64_t count, int64_t ts) {
         size_t klen = strlen(key);
         ck_assert_uint_eq(r.key.len, klen + 8);
         ck_assert(!memcmp(r.key.data, key, klen));
-        ck_assert_int_eq(be64((const char *)r.key.data + klen), start);
+        ck_assert_int_eq(kt_be64((const char *)r.key.data + klen), start);
         ck_assert_uint_eq(r.value.len, 8);
-        ck_assert_int_eq(be64(r.value.data), count);
+        ck_assert_int_eq(kt_be64(r.value.data), count);
         ck_assert_int_eq(r.timestamp, ts);
 }
 

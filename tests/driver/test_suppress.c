@@ -11,41 +11,22 @@
 #include <string.h>
 
 #include "ks_check.h"
+#include "ks_driver_util.h"
 
 static ks_test_driver_t *drv;
 static ks_topology_t *topo;
 
 static void start(ks_builder_t *b) {
-        char err[512];
-        topo = ks_builder_build(b, err, sizeof(err));
-        ck_assert_msg(topo, "build: %s", err);
-        ks_builder_destroy(b);
-        ks_conf_t *c = ks_conf_new();
-        ks_conf_set(c, "application.id", "sup", err, sizeof(err));
-        drv = ks_test_driver_new(topo, c, err, sizeof(err));
-        ks_conf_destroy(c);
-        ck_assert_msg(drv, "driver: %s", err);
+        drv = kd_start(b, "sup", NULL, &topo);
         ks_test_driver_create_topic(drv, "in", 1);
 }
 
 static void teardown(void) {
-        ks_test_driver_destroy(drv);
-        ks_topology_destroy(topo);
-        drv  = NULL;
-        topo = NULL;
+        kd_stop(&drv, &topo);
 }
 
 static void pipe_at(const char *key, const char *value, int64_t ts) {
-        ks_error_t *e = ks_test_driver_pipe_str(drv, "in", key, value, ts);
-        ck_assert_msg(!e, "%s", e ? ks_error_message(e) : "");
-}
-
-static int64_t be64(const void *p) {
-        const unsigned char *b = p;
-        uint64_t v             = 0;
-        for (int i = 0; i < 8; i++)
-                v = (v << 8) | b[i];
-        return (int64_t)v;
+        kd_pipe(drv, "in", key, value, ts);
 }
 
 /* The next output of @p topic: key bytes @p key followed by @p tail_len
@@ -63,7 +44,7 @@ static void expect_rec(const char *topic,
         ck_assert_uint_eq(r->key.len, klen + tail_len);
         ck_assert(!memcmp(r->key.data, key, klen));
         ck_assert_uint_eq(r->value.len, 8);
-        ck_assert_int_eq(be64(r->value.data), count);
+        ck_assert_int_eq(kt_be64(r->value.data), count);
         ck_assert_int_eq(r->timestamp, ts);
 }
 
@@ -73,7 +54,8 @@ static void expect_window(const char *key,
                           int64_t ts) {
         ks_test_record_t r;
         expect_rec("out", key, 8, count, ts, &r);
-        ck_assert_int_eq(be64((const char *)r.key.data + strlen(key)), start);
+        ck_assert_int_eq(kt_be64((const char *)r.key.data + strlen(key)),
+                         start);
 }
 
 static void expect_plain(const char *key, int64_t count, int64_t ts) {
@@ -164,8 +146,8 @@ START_TEST(final_results_of_sessions_drop_merged_ones) {
         pipe_at("b", "x", 25);
         ks_test_record_t r;
         expect_rec("out", "a", 16, 3, 15, &r);
-        ck_assert_int_eq(be64((const char *)r.key.data + 1), 15);
-        ck_assert_int_eq(be64((const char *)r.key.data + 9), 0);
+        ck_assert_int_eq(kt_be64((const char *)r.key.data + 1), 15);
+        ck_assert_int_eq(kt_be64((const char *)r.key.data + 9), 0);
         expect_end();
 }
 END_TEST
@@ -295,9 +277,9 @@ START_TEST(event_count_job_emits_one_final_count_per_type_and_window) {
                                                    "click", 70000));
         ks_test_record_t r;
         expect_rec("event-analytics", "click", 8, 3, 59999, &r);
-        ck_assert_int_eq(be64((const char *)r.key.data + 5), 0);
+        ck_assert_int_eq(kt_be64((const char *)r.key.data + 5), 0);
         expect_rec("event-analytics", "view", 8, 1, 2000, &r);
-        ck_assert_int_eq(be64((const char *)r.key.data + 4), 0);
+        ck_assert_int_eq(kt_be64((const char *)r.key.data + 4), 0);
         ck_assert_uint_eq(ks_test_driver_remaining(drv, "event-analytics"), 0);
         /* A late click for [0,60000) is dropped by the count. */
         ck_assert_ptr_null(
@@ -309,7 +291,7 @@ START_TEST(event_count_job_emits_one_final_count_per_type_and_window) {
         ck_assert_ptr_null(ks_test_driver_pipe_str(drv, "user-events", "u1",
                                                    "view", 130000));
         expect_rec("event-analytics", "click", 8, 2, 70000, &r);
-        ck_assert_int_eq(be64((const char *)r.key.data + 5), 60000);
+        ck_assert_int_eq(kt_be64((const char *)r.key.data + 5), 60000);
         expect_rec("event-analytics", "view", 8, 2, 69999, &r);
         ck_assert_uint_eq(ks_test_driver_remaining(drv, "event-analytics"), 0);
 }

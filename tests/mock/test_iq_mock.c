@@ -9,18 +9,11 @@
 #include <unistd.h>
 
 #include "ks_check.h"
+#include "ks_driver_util.h"
 #include "ks_kafka.h"
 
 #define KEYS    37
 #define RECORDS 400
-
-static int64_t be64(const void *p) {
-        const unsigned char *b = p;
-        uint64_t v             = 0;
-        for (int i = 0; i < 8; i++)
-                v = v << 8 | b[i];
-        return (int64_t)v;
-}
 
 static void expect_error(ks_error_t *e, ks_err_t code, const char *text) {
         ck_assert_ptr_nonnull(e);
@@ -51,7 +44,7 @@ static void await_counts(ks_streams_t *s, const int64_t *want) {
                                 continue;
                         }
                         right += found && buf.len == 8 &&
-                                 be64(buf.data) == want[k];
+                                 kt_be64(buf.data) == want[k];
                 }
                 if (right < KEYS)
                         usleep(200 * 1000);
@@ -124,7 +117,7 @@ START_TEST(counts_are_read_from_the_running_instance) {
                 ck_assert_uint_lt(k.len, sizeof(key));
                 memcpy(key, k.data, k.len);
                 key[k.len] = '\0';
-                ck_assert_int_eq(be64(v.data), want[atoi(key + 1)]);
+                ck_assert_int_eq(kt_be64(v.data), want[atoi(key + 1)]);
                 n++;
         }
         ck_assert_ptr_null(ks_query_iter_error(it));

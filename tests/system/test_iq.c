@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "ks_check.h"
+#include "ks_driver_util.h"
 #include "ks_kafka.h"
 
 #define KEYS      24
@@ -40,14 +41,6 @@ static int64_t wall_ms(void) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t be64(const void *p) {
-        const unsigned char *b = p;
-        uint64_t v             = 0;
-        for (int i = 0; i < 8; i++)
-                v = v << 8 | b[i];
-        return (int64_t)v;
 }
 
 /* Record i: an uneven spread over the keys and over five one-minute
@@ -192,7 +185,7 @@ static int get_count(ks_streams_t *s, int k, int64_t *v) {
                 *v = 0;
         } else {
                 ck_assert_uint_eq(buf.len, 8);
-                *v = be64(buf.data);
+                *v = kt_be64(buf.data);
         }
         ks_buf_free(&buf);
         return r;
@@ -259,7 +252,7 @@ static void check_range(ks_streams_t *s, int expect_keys) {
                 int idx    = atoi(key + 5);
                 ck_assert_int_eq(ks_query_iter_partition(it),
                                  key_partition[idx]);
-                ck_assert_int_eq(be64(v.data), counts[idx]);
+                ck_assert_int_eq(kt_be64(v.data), counts[idx]);
                 ck_assert_int_eq(seen[idx]++, 0);
                 n++;
         }
@@ -319,7 +312,7 @@ static void check_windows(ks_streams_t **inst, int ninst) {
                         ck_assert_int_eq((start - base) % WINDOW_MS, 0);
                         int w = (int)((start - base) / WINDOW_MS);
                         ck_assert(w >= 0 && w < WINDOWS);
-                        got[w] = be64(v.data);
+                        got[w] = kt_be64(v.data);
                 }
                 ck_assert_ptr_null(ks_query_iter_error(it));
                 ks_query_iter_destroy(it);

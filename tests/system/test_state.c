@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "ks_check.h"
+#include "ks_driver_util.h"
 #include "ks_kafka.h"
 
 #define KEYS 50
@@ -30,13 +31,6 @@ static pid_t start(const char *state_dir) {
         return kt_spawn_app(log_path, args);
 }
 
-static int64_t be64(const char *p) {
-        uint64_t v = 0;
-        for (int i = 0; i < 8; i++)
-                v = (v << 8) | (unsigned char)p[i];
-        return (int64_t)v;
-}
-
 /* Reads the output until the latest count of every key is @p want (per-key
  * order holds within a partition), for up to 90 s. The record cache sends
  * one update per key and commit, so how many updates that takes varies.
@@ -48,7 +42,7 @@ static size_t await_counts(int64_t want, int64_t *counts) {
                         kt_consume_all(bootstrap, out, SIZE_MAX, 2000, &recs);
                 memset(counts, 0, KEYS * sizeof(int64_t));
                 for (size_t i = 0; i < n; i++)
-                        counts[atoi(recs[i].key + 1)] = be64(recs[i].value);
+                        counts[atoi(recs[i].key + 1)] = kt_be64(recs[i].value);
                 kt_records_free(recs, n);
                 int done = 0;
                 for (int k = 0; k < KEYS; k++)
