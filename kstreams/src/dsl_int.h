@@ -98,13 +98,14 @@ ks_table_t *ks__table_new(ks_builder_t *b,
                           int node,
                           ks_serde_t *key_serde,
                           ks_serde_t *value_serde);
-/** Attaches a store of @p kind to node @p node, taking @p name. */
+/** Attaches a store of @p kind to node @p node, taking @p name. Window
+ *  and session stores keep @p retention_ms; window stores are segmented
+ *  by half of it, at least a minute (Kafka Streams' default). */
 bool ks__node_set_store(ks_builder_t *b,
                         int node,
                         char *name,
                         ks_store_kind_t kind,
-                        int64_t retention_ms,
-                        int64_t segment_ms);
+                        int64_t retention_ms);
 
 /** Lets node @p node read the store named @p store (copied). */
 bool ks__node_add_store_ref(ks_builder_t *b, int node, const char *store);

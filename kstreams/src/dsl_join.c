@@ -768,11 +768,10 @@ static ks_stream_t *ss_side(ks_stream_t *s,
                                    .opaque_free = sswin_free};
         ks_stream_t *win        = ks__stream_add_processor(
                        s, n->win[side], NULL, &wdef, s->key_serde, s->value_serde);
-        char *store     = strdup(n->store[side]);
-        int64_t segment = retention / 2 > 60000 ? retention / 2 : 60000;
+        char *store = strdup(n->store[side]);
         if (win->node < 0 || !store ||
-            !ks__node_set_store(b, win->node, store, KS_STORE_WINDOW, retention,
-                                segment)) {
+            !ks__node_set_store(b, win->node, store, KS_STORE_WINDOW,
+                                retention)) {
                 if (win->node < 0)
                         free(store);
                 ssjoin_free(j);
@@ -880,7 +879,7 @@ static ks_stream_t *stream_stream(ks_stream_t *a,
         if (n.outer) {
                 char *outer = n.outer;
                 n.outer     = NULL; /* taken, even on failure */
-                if (!ks__node_set_store(b, m->id, outer, KS_STORE_KV, 0, 0))
+                if (!ks__node_set_store(b, m->id, outer, KS_STORE_KV, 0))
                         goto out;
         }
         result = ks__stream_new(b, m->id, a->key_serde, NULL);

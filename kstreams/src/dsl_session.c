@@ -300,7 +300,7 @@ static ks_table_t *session_aggregate(ks_session_windowed_t *w,
         }
         /* Kafka Streams' default retention: gap + grace. */
         if (!ks__node_set_store(b, out->node, store_name, KS_STORE_SESSION,
-                                w->gap + w->grace, 0))
+                                w->gap + w->grace))
                 return NULL;
         ks_table_t *t = ks__table_new(b, out->node, wkey, agg_serde);
         if (t) {

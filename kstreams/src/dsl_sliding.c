@@ -459,12 +459,10 @@ static ks_table_t *sliding_aggregate(ks_sliding_windowed_t *w,
                 free(store_name);
                 return NULL;
         }
-        /* Kafka Streams' defaults for sliding windows: keep 2 * difference
-         * + grace, in segments of half that, at least a minute. */
-        int64_t retention = 2 * w->diff + w->grace;
-        int64_t segment   = retention / 2 > 60000 ? retention / 2 : 60000;
+        /* Kafka Streams' default for sliding windows: keep 2 * difference
+         * + grace. */
         if (!ks__node_set_store(b, out->node, store_name, KS_STORE_WINDOW,
-                                retention, segment))
+                                2 * w->diff + w->grace))
                 return NULL;
         ks_table_t *t = ks__table_new(b, out->node, wkey, agg_serde);
         if (t) {

@@ -437,16 +437,11 @@ static ks_table_t *aggregate(ks_grouped_t *g,
                 free(store_name);
                 return NULL;
         }
-        int64_t retention = 0, segment = 0;
-        if (windows) {
-                /* Kafka Streams' defaults: keep size + grace, in segments
-                 * of half that, at least a minute. */
-                retention = windows->size_ms + windows->grace_ms;
-                segment   = retention / 2 > 60000 ? retention / 2 : 60000;
-        }
+        /* Kafka Streams' default: windows are kept for size + grace. */
+        int64_t retention = windows ? windows->size_ms + windows->grace_ms : 0;
         if (!ks__node_set_store(b, out->node, store_name,
                                 windows ? KS_STORE_WINDOW : KS_STORE_KV,
-                                retention, segment))
+                                retention))
                 return NULL;
         ks_table_t *tbl = ks__table_new(b, out->node,
                                         windows ? a->wkey_serde : a->key_serde,
@@ -463,8 +458,7 @@ bool ks__node_set_store(ks_builder_t *b,
                         int node,
                         char *name,
                         ks_store_kind_t kind,
-                        int64_t retention_ms,
-                        int64_t segment_ms) {
+                        int64_t retention_ms) {
         ks_node_t *n = b->nodes[node];
         n->store     = calloc(1, sizeof(*n->store));
         if (!n->store) {
@@ -475,7 +469,11 @@ bool ks__node_set_store(ks_builder_t *b,
         n->store->name         = name;
         n->store->kind         = kind;
         n->store->retention_ms = retention_ms;
-        n->store->segment_ms   = segment_ms;
+        /* Kafka Streams' default for window stores: segments of half the
+         * retention, at least a minute. */
+        if (kind == KS_STORE_WINDOW)
+                n->store->segment_ms =
+                        retention_ms / 2 > 60000 ? retention_ms / 2 : 60000;
         return true;
 }
 

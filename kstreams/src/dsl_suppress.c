@@ -367,7 +367,7 @@ ks_table_t *ks_table_suppress(ks_table_t *t,
                 free(store_name);
                 return NULL;
         }
-        if (!ks__node_set_store(b, out->node, store_name, KS_STORE_KV, 0, 0))
+        if (!ks__node_set_store(b, out->node, store_name, KS_STORE_KV, 0))
                 return NULL;
         ks_table_t *st =
                 ks__table_new(b, out->node, s->key_serde, s->value_serde);

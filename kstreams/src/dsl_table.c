@@ -124,7 +124,7 @@ ks_table_t *ks_builder_table(ks_builder_t *b,
                 free(n->name);
                 n->name = name;
         }
-        if (!ks__node_set_store(b, out->node, store_name, KS_STORE_KV, 0, 0))
+        if (!ks__node_set_store(b, out->node, store_name, KS_STORE_KV, 0))
                 return NULL;
         return ks__table_new(b, out->node, s->key_serde, s->value_serde);
 }

@@ -151,17 +151,20 @@ ks_err_t ks__cache_put(ks_record_cache_t *c,
                        bool created) {
         uint64_t hash           = hash_bytes(key.data, key.len);
         ks_cache_entry_t **slot = find_slot(c, key, hash);
-        void *data              = NULL;
-        if (value.data && !(data = malloc(value.len ? value.len : 1)))
+        ks_cache_entry_t *e     = *slot;
+        /* A key updated again keeps its value buffer when the new value
+         * fits: the usual case in a cache that collapses updates. */
+        bool reuse =
+                e && value.data && e->value.data && value.len <= e->value_cap;
+        void *data = reuse ? (void *)e->value.data : NULL;
+        if (value.data && !reuse && !(data = malloc(value.len ? value.len : 1)))
                 return KS_ERR_NOMEM;
-        if (value.len)
-                memcpy(data, value.data, value.len);
         ks_header_t *hdrs = copy_headers(origin->headers, origin->header_cnt);
         if (origin->header_cnt && !hdrs) {
-                free(data);
+                if (!reuse)
+                        free(data);
                 return KS_ERR_NOMEM;
         }
-        ks_cache_entry_t *e = *slot;
         if (!e) {
                 e = calloc(1, sizeof(*e) + key.len);
                 if (!e) {
@@ -178,9 +181,14 @@ ks_err_t ks__cache_put(ks_record_cache_t *c,
         } else {
                 c->budget->used -= entry_bytes(e);
                 unlink_order(c, e);
-                free((void *)e->value.data);
+                if (!reuse)
+                        free((void *)e->value.data);
                 free((void *)e->origin.headers);
         }
+        if (value.len)
+                memcpy(data, value.data, value.len);
+        if (!reuse)
+                e->value_cap = value.data ? (value.len ? value.len : 1) : 0;
         e->value             = (ks_bytes_t){data, value.len};
         e->deleted           = !value.data;
         e->origin            = *origin;

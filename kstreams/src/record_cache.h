@@ -48,6 +48,7 @@ typedef struct ks_cache_entry_s {
         bool created;
         bool deleted;
         ks_bytes_t value; /* owned; data NULL when deleted */
+        size_t value_cap; /* bytes allocated at value.data */
         size_t key_len;
         unsigned char key[];
 } ks_cache_entry_t;
