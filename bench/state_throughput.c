@@ -239,6 +239,16 @@ static double windowed_count(const char *bootstrap,
         return secs;
 }
 
+static void print_count(const char *label,
+                        long records,
+                        double secs,
+                        uint64_t updates,
+                        uint64_t late) {
+        printf("  %-48s %10.0f records/s  (%llu updates sent, %llu late)\n",
+               label, (double)records / secs, (unsigned long long)updates,
+               (unsigned long long)late);
+}
+
 int main(int argc, char **argv) {
         const char *bootstrap = NULL;
         long keys = 1000000, records = 1000000;
@@ -332,30 +342,20 @@ int main(int argc, char **argv) {
         printf("  %-48s %10.0f records/s\n",
                "raw librdkafka pipe, consume + produce (baseline)",
                (double)records / tpipe);
-        printf("  %-48s %10.0f records/s  (%llu updates sent, %llu late)\n",
-               "kstreams, record cache 10 MiB (the default)",
-               (double)records / twin, (unsigned long long)mc.cache_flushed,
-               (unsigned long long)mc.dropped_late);
-        printf("  %-48s %10.0f records/s  (%llu updates sent, %llu late)\n",
-               "kstreams, statestore.cache.max.bytes=0",
-               (double)records / tnocache,
-               (unsigned long long)mn.records_produced,
-               (unsigned long long)mn.dropped_late);
+        print_count("kstreams, record cache 10 MiB (the default)", records,
+                    twin, mc.cache_flushed, mc.dropped_late);
+        print_count("kstreams, statestore.cache.max.bytes=0", records, tnocache,
+                    mn.records_produced, mn.dropped_late);
         printf("  kstreams / baseline = %.2f (cache), %.2f (no cache)\n",
                tpipe / twin, tpipe / tnocache);
         /* Without a cache every record is one update: the records produced
          * are the repartitioned events plus the updates. */
         printf("windowed count per event type and minute (group_by: a "
                "repartition topic), same events:\n");
-        printf("  %-48s %10.0f records/s  (%llu updates sent, %llu late)\n",
-               "kstreams, record cache 10 MiB (the default)",
-               (double)records / ttype, (unsigned long long)tc.cache_flushed,
-               (unsigned long long)tc.dropped_late);
-        printf("  %-48s %10.0f records/s  (%llu updates sent, %llu late)\n",
-               "kstreams, statestore.cache.max.bytes=0",
-               (double)records / ttypen,
-               (unsigned long long)(tn.records_produced - (uint64_t)records),
-               (unsigned long long)tn.dropped_late);
+        print_count("kstreams, record cache 10 MiB (the default)", records,
+                    ttype, tc.cache_flushed, tc.dropped_late);
+        print_count("kstreams, statestore.cache.max.bytes=0", records, ttypen,
+                    tn.records_produced - (uint64_t)records, tn.dropped_late);
         snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
         return system(cmd) ? 1 : 0;
 }

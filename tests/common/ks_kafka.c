@@ -1,5 +1,7 @@
 #include "ks_kafka.h"
 
+#include "ks_driver_util.h"
+
 #include <check.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
@@ -314,4 +316,30 @@ int64_t kt_low_watermark(const char *bootstrap,
                       rd_kafka_err2str(e));
         rd_kafka_destroy(rk);
         return lo;
+}
+
+size_t kt_await_counts(const char *bootstrap,
+                       const char *topic,
+                       int keys,
+                       int64_t want,
+                       int timeout_ms,
+                       int64_t *latest) {
+        for (int waited = 0; waited < timeout_ms; waited += 2000) {
+                kt_record_t *recs;
+                size_t n =
+                        kt_consume_all(bootstrap, topic, SIZE_MAX, 2000, &recs);
+                memset(latest, 0, (size_t)keys * sizeof(int64_t));
+                for (size_t i = 0; i < n; i++) {
+                        int k = atoi(recs[i].key + 1);
+                        if (k >= 0 && k < keys)
+                                latest[k] = kt_be64(recs[i].value);
+                }
+                kt_records_free(recs, n);
+                int done = 0;
+                for (int k = 0; k < keys; k++)
+                        done += latest[k] == want;
+                if (done == keys)
+                        return n;
+        }
+        return 0;
 }

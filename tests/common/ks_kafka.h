@@ -67,6 +67,19 @@ bool kt_topic_config(const char *bootstrap,
                      const char *name,
                      char *out,
                      size_t out_size);
+/**
+ * Reads @p topic (int64 values, keys "<one character><index>") until the
+ * latest value of every key index below @p keys is @p want, for up to
+ * @p timeout_ms: a count's output, which a record cache may collapse.
+ * @returns the records read that last time (0 on timeout); @p latest gets
+ *          the latest values seen.
+ */
+size_t kt_await_counts(const char *bootstrap,
+                       const char *topic,
+                       int keys,
+                       int64_t want,
+                       int timeout_ms,
+                       int64_t *latest);
 /** The partition's first offset still in the log (its log start). */
 int64_t kt_low_watermark(const char *bootstrap,
                          const char *topic,

@@ -31,32 +31,13 @@ static pid_t start(const char *state_dir) {
         return kt_spawn_app(log_path, args);
 }
 
-/* Reads the output until the latest count of every key is @p want (per-key
- * order holds within a partition), for up to 90 s. The record cache sends
- * one update per key and commit, so how many updates that takes varies.
- * @returns the number of updates read; *counts the latest counts. */
-static size_t await_counts(int64_t want, int64_t *counts) {
-        for (int tries = 0; tries < 45; tries++) {
-                kt_record_t *recs;
-                size_t n =
-                        kt_consume_all(bootstrap, out, SIZE_MAX, 2000, &recs);
-                memset(counts, 0, KEYS * sizeof(int64_t));
-                for (size_t i = 0; i < n; i++)
-                        counts[atoi(recs[i].key + 1)] = kt_be64(recs[i].value);
-                kt_records_free(recs, n);
-                int done = 0;
-                for (int k = 0; k < KEYS; k++)
-                        done += counts[k] == want;
-                if (done == KEYS)
-                        return n;
-        }
-        return 0;
-}
-
-/* await_counts(), failing the test with the counts it saw. */
+/* Waits (90 s at most) until the latest count of every key is @p want,
+ * failing the test with the counts it saw. The record cache sends one
+ * update per key and commit, so how many updates that takes varies.
+ * @returns the number of updates read. */
 static size_t expect_counts(int64_t want) {
         int64_t counts[KEYS];
-        size_t n = await_counts(want, counts);
+        size_t n = kt_await_counts(bootstrap, out, KEYS, want, 90000, counts);
         int off  = 0;
         for (int k = 0; k < KEYS; k++)
                 off += counts[k] != want;
