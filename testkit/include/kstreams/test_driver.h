@@ -132,8 +132,9 @@ KS_EXPORT int32_t ks_test_driver_partitions(const ks_test_driver_t *drv,
  * "dropped-production", "dead-lettered", "punctuations", "dropped-late"
  * (records for closed windows), "dropped-skipped" (null keys or values an
  * aggregation cannot use), "cache-puts" and "cache-flushed" (store changes
- * given to the record caches, and those sent on: the driver flushes after
- * every record, so they differ only by deletions of keys created since),
+ * given to the record caches, and those sent on; they differ by updates
+ * collapsed between commits, deletions of keys created since the last
+ * commit, and flushes that failed),
  * "tasks".
  * @returns the sum, or UINT64_MAX for an unknown name.
  */
