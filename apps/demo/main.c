@@ -7,6 +7,7 @@
  *
  * The count is a Processor API node with per-task in-memory state; the
  * stateful DSL with changelogged stores replaces it in a later release. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -309,17 +310,18 @@ int main(int argc, char **argv) {
                (double)o.events / secs);
         if (o.output) {
                 FILE *f = fopen(o.output, "w");
-                ks_err_t e =
+                ks_error_t *e =
                         f ? ks_test_driver_dump_jsonl(drv, "user-events-dlq", f)
-                          : KS_ERR_IO;
+                          : ks_error_new(KS_ERR_IO, "%s", strerror(errno));
+                if (f && fclose(f) && !e)
+                        e = ks_error_new(KS_ERR_IO, "%s", strerror(errno));
                 /* No dead letters at all is an empty file, not an error. */
-                if (e && e != KS_ERR_NOT_FOUND) {
-                        fprintf(stderr, "kstreams-demo: cannot write %s\n",
-                                o.output);
+                if (e && ks_error_code(e) != KS_ERR_NOT_FOUND) {
+                        fprintf(stderr, "kstreams-demo: cannot write %s: %s\n",
+                                o.output, ks_error_message(e));
                         rc = 1;
                 }
-                if (f)
-                        fclose(f);
+                ks_error_destroy(e);
                 if (!rc)
                         printf("  dead letters written to %s (kcat -J lines)\n",
                                o.output);

@@ -5,7 +5,10 @@
 
 #include <stdint.h>
 
-void ks__be64_put(unsigned char *out, int64_t v);
-int64_t ks__be64_get(const void *p);
+#include "kstreams/common.h"
+
+/* Exported for the testkit (windowed keys in its dumps). */
+KS_EXPORT void ks__be64_put(unsigned char *out, int64_t v);
+KS_EXPORT int64_t ks__be64_get(const void *p);
 
 #endif

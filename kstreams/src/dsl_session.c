@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "dsl_int.h"
+#include "serde_int.h"
 
 struct ks_session_windowed_s {
         ks_grouped_t *grouped;
@@ -72,6 +73,10 @@ ks_serde_t *ks_serde_session_windowed(ks_serde_t *inner) {
         if (!s)
                 ks_serde_destroy(inner);
         return s;
+}
+
+bool ks__serde_is_session_windowed(const ks_serde_t *s) {
+        return ks__serde_opaque_if(s, skey_ser) != NULL;
 }
 
 /* ---- the aggregation processor ----------------------------------------- */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "dsl_int.h"
+#include "serde_int.h"
 
 ks_windows_t ks_tumbling_window(int64_t size_ms, int64_t grace_ms) {
         return (ks_windows_t){size_ms, size_ms, grace_ms};
@@ -81,6 +82,17 @@ ks_serde_t *ks_serde_windowed(ks_serde_t *inner, int64_t window_size_ms) {
         if (!s)
                 wserde_free(w);
         return s;
+}
+
+ks_window_layout_t ks__serde_window_layout(const ks_serde_t *s,
+                                           int64_t *size_ms) {
+        const wserde_t *w = ks__serde_opaque_if(s, wkey_ser);
+        if (w) {
+                *size_ms = w->size;
+                return KS_WINDOW_LAYOUT_TIME;
+        }
+        return ks__serde_is_session_windowed(s) ? KS_WINDOW_LAYOUT_SESSION
+                                                : KS_WINDOW_LAYOUT_NONE;
 }
 
 /* ---- grouping

@@ -2,6 +2,7 @@
 #include "kstreams/serde.h"
 
 #include "bytes_int.h"
+#include "serde_int.h"
 
 #include <jansson.h>
 #include <stdatomic.h>
@@ -60,6 +61,10 @@ void ks_serde_destroy(ks_serde_t *s) {
 
 const char *ks_serde_name(const ks_serde_t *s) {
         return s->name;
+}
+
+void *ks__serde_opaque_if(const ks_serde_t *s, ks_serialize_fn *ser) {
+        return s && s->ser == ser ? s->opaque : NULL;
 }
 
 ks_err_t ks_serde_serialize(const ks_serde_t *s,

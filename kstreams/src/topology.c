@@ -189,6 +189,22 @@ bool ks__source_reads(const ks_node_t *src,
         return false;
 }
 
+const ks_serde_t *ks__sink_key_serde(const ks_topology_t *t,
+                                     const char *application_id,
+                                     const char *topic) {
+        const ks_serde_t *found = NULL;
+        for (int i = 0; i < t->node_cnt; i++) {
+                const ks_node_t *n = t->nodes[i];
+                if (n->kind != KS_NODE_SINK || n->topic_fn ||
+                    !ks__source_reads(n, application_id, topic))
+                        continue;
+                if (found && found != n->key_serde)
+                        return NULL; /* sinks disagree: no one serde */
+                found = n->key_serde;
+        }
+        return found;
+}
+
 /* ---- describe ------------------------------------------------------------ */
 
 static int cmp_names(const void *a, const void *b) {

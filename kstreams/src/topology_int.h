@@ -74,6 +74,11 @@ struct ks_topology_s {
 KS_EXPORT bool ks__source_reads(const ks_node_t *src,
                                 const char *application_id,
                                 const char *topic);
+/** The key serde of the sinks that write @p topic (borrowed, valid while
+ *  the topology lives); NULL if none, or if they use different serdes. */
+KS_EXPORT const ks_serde_t *ks__sink_key_serde(const ks_topology_t *t,
+                                               const char *application_id,
+                                               const char *topic);
 /** Writes the full name of internal topic suffix @p suffix. */
 KS_EXPORT void ks__internal_topic_name(const char *application_id,
                                        const char *suffix,

@@ -98,8 +98,8 @@ START_TEST(golden_replay_through_a_repartition_matches_exactly) {
         char *out_buf  = NULL;
         size_t out_len = 0;
         FILE *out      = open_memstream(&out_buf, &out_len);
-        ck_assert_int_eq(ks_test_driver_dump_jsonl(drv, "user-activity", out),
-                         KS_OK);
+        e              = ks_test_driver_dump_jsonl(drv, "user-activity", out);
+        ck_assert_msg(!e, "%s", e ? ks_error_message(e) : "");
         fclose(out);
         size_t want_len;
         char *want = slurp(KS_TEST_DATA_DIR "/user-activity/expected.jsonl",

@@ -166,25 +166,51 @@ KS_EXPORT int32_t ks_test_driver_store_partitions(ks_test_driver_t *drv,
                                                   const char *store);
 
 /**
- * Replays JSON lines in kcat's -J envelope
- * ({"topic","partition","offset","ts","key","payload","headers"}), as
- * `kcat -C -J` writes them, into the topology. A line's partition is kept
- * (an error if the topic has fewer); without one the key decides. A line
- * without "topic" goes to @p default_topic (may be NULL).
- * @returns NULL, or the first error naming the line.
+ * @brief Replays JSON lines in kcat's -J envelope
+ *        ({"topic","partition","offset","ts","key","payload","headers"}),
+ *        as `kcat -C -J` and ks_test_driver_dump_jsonl() write them, into the
+ *        topology.
+ *
+ * A line's partition is kept (an error if the topic has fewer); without one
+ * the key decides. A line without "topic" goes to @p default_topic (may be
+ * NULL). "offset", "tstype" and "broker" are ignored: the driver numbers
+ * records itself. The lossless fields of ks_test_driver_dump_jsonl() are
+ * read back to the same bytes: "key_b64", "payload_b64" and "headers_b64"
+ * take precedence over their text fields, and a "window" object appends
+ * its bounds to the key in its serde's layout.
+ * @returns NULL, or the first error naming the line (new object: free with
+ *          ks_error_destroy()).
  */
 KS_EXPORT ks_error_t *ks_test_driver_replay_jsonl(ks_test_driver_t *drv,
                                                   FILE *in,
                                                   const char *default_topic,
                                                   size_t *records_out);
 /**
- * Writes every record of @p topic (read or not), in write order, as kcat's
- * -J envelope, one per line. Keys, values and header values must be UTF-8
- * text (KS_ERR_SERDE otherwise).
+ * @brief Writes every record of @p topic (read or not), in write order, as
+ *        kcat's -J envelope, one per line, in kcat's field order.
+ *
+ * Every record is written, whatever its bytes, in a form that
+ * ks_test_driver_replay_jsonl() reads back to the same bytes:
+ * - A key or payload that is not valid UTF-8 (JSON strings cannot hold it)
+ *   is written as readable text, each ill-formed byte as U+FFFD, and
+ *   exactly, in base64 (RFC 4648, padded), in "key_b64" / "payload_b64".
+ * - Headers go, as kcat writes them, in "headers": [name, value, ...]; when
+ *   a name or value is not UTF-8, "headers_b64" follows with the same array,
+ *   every name and value base64 (null values stay null).
+ * - Keys of a topic written by a sink with a windowed key serde
+ *   (ks_serde_windowed(), ks_serde_session_windowed()) are written as the
+ *   inner key ("key", and "key_b64" if needed) plus
+ *   "window": {"type": "time" | "session", "start": ms, "end": ms}; for time
+ *   windows the end is start + the serde's window size (replay ignores it).
+ * Null keys and payloads are null, empty ones "".
+ * @returns NULL, or a new error (free with ks_error_destroy()):
+ *          KS_ERR_NOT_FOUND if the driver has no such topic, KS_ERR_IO
+ *          naming the topic, partition and offset of the record that could
+ *          not be written.
  */
-KS_EXPORT ks_err_t ks_test_driver_dump_jsonl(const ks_test_driver_t *drv,
-                                             const char *topic,
-                                             FILE *out);
+KS_EXPORT ks_error_t *ks_test_driver_dump_jsonl(const ks_test_driver_t *drv,
+                                                const char *topic,
+                                                FILE *out);
 
 #ifdef __cplusplus
 }
