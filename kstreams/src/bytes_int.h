@@ -5,10 +5,7 @@
 
 #include <stdint.h>
 
-#include "kstreams/common.h"
-
-/* Exported for the testkit (windowed keys in its dumps). */
-KS_EXPORT void ks__be64_put(unsigned char *out, int64_t v);
-KS_EXPORT int64_t ks__be64_get(const void *p);
+void ks__be64_put(unsigned char *out, int64_t v);
+int64_t ks__be64_get(const void *p);
 
 #endif

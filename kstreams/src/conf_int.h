@@ -12,11 +12,10 @@ typedef enum ks_handler_e {
 
 /** Returns the value (or default) of a kstreams property, borrowed until the
  *  property is set again. Aborts on a name not in the table: a bug. */
-KS_EXPORT const char *ks__conf_str(const ks_conf_t *conf, const char *name);
-KS_EXPORT int64_t ks__conf_int(const ks_conf_t *conf, const char *name);
-KS_EXPORT bool ks__conf_is_set(const ks_conf_t *conf, const char *name);
-KS_EXPORT ks_handler_t ks__conf_handler(const ks_conf_t *conf,
-                                        const char *name);
+const char *ks__conf_str(const ks_conf_t *conf, const char *name);
+int64_t ks__conf_int(const ks_conf_t *conf, const char *name);
+bool ks__conf_is_set(const ks_conf_t *conf, const char *name);
+ks_handler_t ks__conf_handler(const ks_conf_t *conf, const char *name);
 
 typedef enum ks_conf_side_e {
         KS_CONF_SIDE_CONSUMER,
@@ -26,11 +25,11 @@ typedef enum ks_conf_side_e {
 
 /** Calls @p fn for each librdkafka property that applies to @p side, with
  *  the side prefix removed. Stops at the first non-zero return. */
-KS_EXPORT int ks__conf_foreach_rdkafka(const ks_conf_t *conf,
-                                       ks_conf_side_t side,
-                                       int (*fn)(const char *name,
-                                                 const char *value,
-                                                 void *opaque),
-                                       void *opaque);
+int ks__conf_foreach_rdkafka(const ks_conf_t *conf,
+                             ks_conf_side_t side,
+                             int (*fn)(const char *name,
+                                       const char *value,
+                                       void *opaque),
+                             void *opaque);
 
 #endif

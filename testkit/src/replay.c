@@ -9,7 +9,7 @@
 #include "bytes_int.h"
 #include "driver_int.h"
 #include "jsonl_bytes.h"
-#include "serde_int.h"
+#include "windowed_serde_int.h"
 #include "topology_int.h"
 
 /* The buffers a line's decoding allocated, freed once it is piped. */

@@ -18,7 +18,7 @@ echo "== pkg-config"
 pkg-config --exists kstreams kstreams-testkit
 cc -Wall -Wextra -Werror "${san[@]}" -o "$tmp/consumer-pc" \
    "$KS_SOURCE_DIR/tests/install/consumer.c" \
-   $(pkg-config --cflags --libs kstreams-testkit kstreams)
+   $(pkg-config --cflags --libs kstreams-testkit)
 "$tmp/consumer-pc"
 
 echo "== cmake find_package"

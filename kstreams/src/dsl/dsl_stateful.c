@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "dsl_int.h"
-#include "serde_int.h"
+#include "windowed_serde_int.h"
 
 ks_windows_t ks_tumbling_window(int64_t size_ms, int64_t grace_ms) {
         return (ks_windows_t){size_ms, size_ms, grace_ms};

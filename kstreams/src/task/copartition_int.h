@@ -51,14 +51,14 @@ typedef struct ks_partition_plan_s {
  * @returns NULL, or an error (KS_ERR_TOPOLOGY: not co-partitioned, or a
  *          repartition topic that cannot be sized).
  */
-KS_EXPORT ks_error_t *ks__partition_plan(const ks_topology_t *t,
-                                         const char *application_id,
-                                         const ks_topic_count_t *topics,
-                                         int topic_cnt,
-                                         int32_t default_partitions,
-                                         ks_partition_plan_t *plan);
+ks_error_t *ks__partition_plan(const ks_topology_t *t,
+                               const char *application_id,
+                               const ks_topic_count_t *topics,
+                               int topic_cnt,
+                               int32_t default_partitions,
+                               ks_partition_plan_t *plan);
 
 /** Frees what ks__partition_plan() allocated; NULL fields are fine. */
-KS_EXPORT void ks__partition_plan_clear(ks_partition_plan_t *plan);
+void ks__partition_plan_clear(ks_partition_plan_t *plan);
 
 #endif

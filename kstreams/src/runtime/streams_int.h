@@ -28,9 +28,7 @@ typedef struct ks_iq_s {
  * Deletes the task directories in @p app_dir that no one holds (their LOCK
  * is free) and that nothing wrote to for @p delay_ms. @returns how many.
  */
-KS_EXPORT int ks__state_cleanup(const char *app_dir,
-                                int64_t delay_ms,
-                                int64_t now_ms);
+int ks__state_cleanup(const char *app_dir, int64_t delay_ms, int64_t now_ms);
 
 /** Creates @p path and its parents (mode 0755). */
 ks_err_t ks__mkdirs(const char *path);

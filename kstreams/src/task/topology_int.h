@@ -71,19 +71,19 @@ struct ks_topology_s {
 
 /** @returns true if the source node reads @p topic (an internal topic is
  *  matched with its application-id prefix). */
-KS_EXPORT bool ks__source_reads(const ks_node_t *src,
-                                const char *application_id,
-                                const char *topic);
+bool ks__source_reads(const ks_node_t *src,
+                      const char *application_id,
+                      const char *topic);
 /** The key serde of the sinks that write @p topic (borrowed, valid while
  *  the topology lives); NULL if none, or if they use different serdes. */
-KS_EXPORT const ks_serde_t *ks__sink_key_serde(const ks_topology_t *t,
-                                               const char *application_id,
-                                               const char *topic);
+const ks_serde_t *ks__sink_key_serde(const ks_topology_t *t,
+                                     const char *application_id,
+                                     const char *topic);
 /** Writes the full name of internal topic suffix @p suffix. */
-KS_EXPORT void ks__internal_topic_name(const char *application_id,
-                                       const char *suffix,
-                                       char *out,
-                                       size_t out_size);
+void ks__internal_topic_name(const char *application_id,
+                             const char *suffix,
+                             char *out,
+                             size_t out_size);
 
 /** Runs an extractor (defined in timestamp.c). */
 int64_t ks__timestamp_extract(const ks_timestamp_extractor_t *ex,

@@ -71,34 +71,32 @@ typedef struct ks_task_s ks_task_t;
  *  @p conf and @p collector, which must outlive it. Takes ownership of
  *  @p env in every case (closed on failure): the task's stores are
  *  persistent in it; with NULL they are in memory (the test driver). */
-KS_EXPORT ks_task_t *ks__task_new(const ks_topology_t *topology,
-                                  int subtopology,
-                                  int32_t partition,
-                                  const ks_conf_t *conf,
-                                  const ks_collector_t *collector,
-                                  struct ks_state_env_s *env,
-                                  char *errstr,
-                                  size_t errstr_size);
+ks_task_t *ks__task_new(const ks_topology_t *topology,
+                        int subtopology,
+                        int32_t partition,
+                        const ks_conf_t *conf,
+                        const ks_collector_t *collector,
+                        struct ks_state_env_s *env,
+                        char *errstr,
+                        size_t errstr_size);
 /** Checks the error-handler settings (a dead-letter handler needs a
  *  topic). @returns KS_OK or KS_ERR_INVALID_ARG with @p errstr. */
-KS_EXPORT ks_err_t ks__conf_check_handlers(const ks_conf_t *conf,
-                                           char *errstr,
-                                           size_t errstr_size);
+ks_err_t ks__conf_check_handlers(const ks_conf_t *conf,
+                                 char *errstr,
+                                 size_t errstr_size);
 /** Runs every processor's init(). */
-KS_EXPORT ks_error_t *ks__task_init(ks_task_t *task);
+ks_error_t *ks__task_init(ks_task_t *task);
 /** Runs every processor's close(); releases buffered records. */
-KS_EXPORT void ks__task_destroy(ks_task_t *task);
+void ks__task_destroy(ks_task_t *task);
 
 /** True if one of the task's sources reads @p topic. */
-KS_EXPORT bool ks__task_reads(const ks_task_t *task, const char *topic);
+bool ks__task_reads(const ks_task_t *task, const char *topic);
 /** Buffers a record. Copies the struct; the bytes stay the feeder's until
  *  release(). KS_ERR_NOT_FOUND if no source reads its topic. */
-KS_EXPORT ks_err_t ks__task_enqueue(ks_task_t *task,
-                                    const ks_raw_record_t *rec);
-KS_EXPORT size_t ks__task_buffered(const ks_task_t *task);
+ks_err_t ks__task_enqueue(ks_task_t *task, const ks_raw_record_t *rec);
+size_t ks__task_buffered(const ks_task_t *task);
 /** Buffered records of one input topic (the partition is the task's). */
-KS_EXPORT size_t ks__task_buffered_topic(const ks_task_t *task,
-                                         const char *topic);
+size_t ks__task_buffered_topic(const ks_task_t *task, const char *topic);
 
 /**
  * Processes the buffered record with the smallest timestamp across the
@@ -107,11 +105,11 @@ KS_EXPORT size_t ks__task_buffered_topic(const ks_task_t *task,
  *          nothing is buffered, -1 with @p *errp set when a handler says
  *          "fail" (the record is consumed; the task may go on).
  */
-KS_EXPORT int ks__task_process_one(ks_task_t *task, ks_error_t **errp);
+int ks__task_process_one(ks_task_t *task, ks_error_t **errp);
 /** Runs the wall-clock punctuators due at @p now_ms. NULL on success. */
-KS_EXPORT ks_error_t *ks__task_punctuate_wall(ks_task_t *task, int64_t now_ms);
+ks_error_t *ks__task_punctuate_wall(ks_task_t *task, int64_t now_ms);
 
-KS_EXPORT const ks_task_metrics_t *ks__task_metrics(const ks_task_t *task);
+const ks_task_metrics_t *ks__task_metrics(const ks_task_t *task);
 /* ---- state (task_state.c) ---------------------------------------------- */
 
 /** What the runtime needs to know of one of the task's stores. */
@@ -122,25 +120,25 @@ typedef struct ks_task_store_info_s {
         int64_t checkpoint;    /* next changelog offset to restore; -1 */
 } ks_task_store_info_t;
 
-KS_EXPORT int ks__task_store_count(const ks_task_t *task);
-KS_EXPORT void ks__task_store_info(const ks_task_t *task,
-                                   int idx,
-                                   ks_task_store_info_t *out);
+int ks__task_store_count(const ks_task_t *task);
+void ks__task_store_info(const ks_task_t *task,
+                         int idx,
+                         ks_task_store_info_t *out);
 /** Applies one changelog record to store @p idx (restoration). */
-KS_EXPORT ks_error_t *ks__task_restore_put(ks_task_t *task,
-                                           int idx,
-                                           ks_bytes_t key,
-                                           ks_bytes_t value);
+ks_error_t *ks__task_restore_put(ks_task_t *task,
+                                 int idx,
+                                 ks_bytes_t key,
+                                 ks_bytes_t value);
 /** Commits restored records with the checkpoint @p next_offset. */
-KS_EXPORT ks_error_t *ks__task_restore_commit(ks_task_t *task,
-                                              int idx,
-                                              int64_t next_offset);
+ks_error_t *ks__task_restore_commit(ks_task_t *task,
+                                    int idx,
+                                    int64_t next_offset);
 /**
  * Commits the task's state after its changelog records were acknowledged:
  * each store's checkpoint becomes its last acknowledged changelog offset + 1,
  * written in the same LMDB transaction as the data. No-op without stores.
  */
-KS_EXPORT ks_error_t *ks__task_commit_state(ks_task_t *task);
+ks_error_t *ks__task_commit_state(ks_task_t *task);
 /**
  * Logs and forwards every change waiting in the task's record caches. The
  * runtime calls it at each commit before flushing the producer (so the
@@ -148,29 +146,27 @@ KS_EXPORT ks_error_t *ks__task_commit_state(ks_task_t *task);
  * after each piped record.
  * @returns NULL, or the error that fails the task.
  */
-KS_EXPORT ks_error_t *ks__task_flush_cache(ks_task_t *task);
+ks_error_t *ks__task_flush_cache(ks_task_t *task);
 struct ks_cache_budget_s;
 /** Makes the task's caches draw on @p budget (borrowed; shared by the
  *  tasks of one stream thread) instead of their own; NULL: their own. Call
  *  before the task processes anything. */
-KS_EXPORT void ks__task_set_cache_budget(ks_task_t *task,
-                                         struct ks_cache_budget_s *budget);
+void ks__task_set_cache_budget(ks_task_t *task,
+                               struct ks_cache_budget_s *budget);
 /** Drops uncommitted state writes (after a failed commit). */
-KS_EXPORT void ks__task_abort_state(ks_task_t *task);
+void ks__task_abort_state(ks_task_t *task);
 
 /** The task's store named @p name, or NULL; cast by its kind (*kind). */
-KS_EXPORT void *ks__task_store_named(const ks_task_t *task,
-                                     const char *name,
-                                     int *kind);
+void *ks__task_store_named(const ks_task_t *task, const char *name, int *kind);
 
 /** The full name of a store's changelog topic. */
-KS_EXPORT void ks__changelog_topic_name(const char *application_id,
-                                        const char *store,
-                                        char *out,
-                                        size_t out_size);
-KS_EXPORT const char *ks__task_id(const ks_task_t *task);
-KS_EXPORT int64_t ks__task_stream_time(const ks_task_t *task);
-KS_EXPORT int ks__task_subtopology(const ks_task_t *task);
-KS_EXPORT int32_t ks__task_partition(const ks_task_t *task);
+void ks__changelog_topic_name(const char *application_id,
+                              const char *store,
+                              char *out,
+                              size_t out_size);
+const char *ks__task_id(const ks_task_t *task);
+int64_t ks__task_stream_time(const ks_task_t *task);
+int ks__task_subtopology(const ks_task_t *task);
+int32_t ks__task_partition(const ks_task_t *task);
 
 #endif

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "dsl_int.h"
-#include "serde_int.h"
+#include "windowed_serde_int.h"
 
 struct ks_session_windowed_s {
         ks_grouped_t *grouped;
