@@ -111,6 +111,12 @@ typedef struct ks_streams_metrics_s {
          *  and sent downstream, the rest collapsed into later updates. */
         uint64_t cache_puts;
         uint64_t cache_flushed;
+        uint64_t restoring_tasks;           /**< now */
+        uint64_t restore_records_remaining; /**< now, over restoring stores */
+        /** Tasks closed without committing and recreated from their
+         *  checkpoints because an internal (changelog or repartition)
+         *  record could not be delivered. */
+        uint64_t tasks_corrupted;
 } ks_streams_metrics_t;
 
 /** Fills @p out. Safe to call from any thread at any time. */

@@ -47,11 +47,22 @@ typedef struct agg_s {
 } agg_t;
 
 /* The per-task state of every aggregation node (plain, time, session and
- * sliding windows): reused buffers and the node's stream time. */
+ * sliding windows): reused buffers. */
 typedef struct agg_state_s {
         ks_buf_t key, value, ckey, agg;
-        int64_t observed; /* this node's stream time, for windows */
 } agg_state_t;
+
+/**
+ * The stream time that decides whether a window is closed for a record at
+ * @p ts: the task's (restored from the committed offsets' metadata after a
+ * restart, so closed windows stay closed), or @p ts if a processor moved
+ * the record's time ahead of it. Never a private copy per operator, which
+ * a restart would lose.
+ */
+static inline int64_t ks__dsl_stream_time(ks_ctx_t *ctx, int64_t ts) {
+        int64_t st = ks_ctx_stream_time(ctx);
+        return ts > st ? ts : st;
+}
 
 /** count() as an aggregation: an int64 starting at 0, plus one. */
 const void *ks__count_init(ks_arena_t *arena, void *opaque);

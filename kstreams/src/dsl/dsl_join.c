@@ -589,7 +589,7 @@ static ks_err_t ssjoin_process(ks_ctx_t *ctx,
         ssjoin_state_t *st = state;
         sstime_t *tt       = ctx->task->states[j->merge_node];
         int64_t ts         = ks_ctx_timestamp(ctx);
-        tt->stream_time    = max64(tt->stream_time, ts);
+        tt->stream_time = max64(tt->stream_time, ks__dsl_stream_time(ctx, ts));
         if (j->outer && !key && value) /* KIP-962 */
                 return ks_ctx_forward(ctx, key,
                                       call_joiner(ctx, j, key, value, NULL));

@@ -202,11 +202,9 @@ static ks_err_t session_process(ks_ctx_t *ctx,
                 return KS_OK;
         }
         int64_t ts = ks_ctx_timestamp(ctx);
-        if (ts > st->observed)
-                st->observed = ts;
         /* Kafka Streams (3.x): a session is closed once stream time passes
          * its end + gap + grace, since no record can extend it after. */
-        int64_t close_time = st->observed - s->grace - s->gap;
+        int64_t close_time = ks__dsl_stream_time(ctx, ts) - s->grace - s->gap;
         ks_err_t err = ks__dsl_serialize(ctx, s->key_serde, key, &st->key);
         if (err)
                 return err;

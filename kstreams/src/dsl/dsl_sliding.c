@@ -386,9 +386,7 @@ static ks_err_t sliding_process(ks_ctx_t *ctx,
                 return KS_OK;
         }
         rec_t r = {.key = key, .value = value, .ts = ks_ctx_timestamp(ctx)};
-        if (r.ts > st->observed)
-                st->observed = r.ts;
-        r.close_time = st->observed - s->grace;
+        r.close_time = ks__dsl_stream_time(ctx, r.ts) - s->grace;
         /* Even its right window would be closed. */
         if (r.ts + 1 + s->diff <= r.close_time) {
                 ks__ctx_count_late(ctx);

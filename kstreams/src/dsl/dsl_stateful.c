@@ -171,8 +171,7 @@ ks_err_t ks__agg_state_init(ks_ctx_t *ctx, void **state, void *opaque) {
         agg_state_t *st = calloc(1, sizeof(*st));
         if (!st)
                 return KS_ERR_NOMEM;
-        st->observed = -1;
-        *state       = st;
+        *state = st;
         return KS_OK;
 }
 
@@ -287,9 +286,7 @@ static ks_err_t window_aggregate(ks_ctx_t *ctx,
         ks_window_store_t *store = ks__ctx_window_store(ctx);
         const ks_windows_t *w    = &a->windows;
         int64_t ts               = ks_ctx_timestamp(ctx);
-        if (ts > st->observed)
-                st->observed = ts;
-        int64_t close_time = st->observed - w->grace_ms;
+        int64_t close_time       = ks__dsl_stream_time(ctx, ts) - w->grace_ms;
         /* The windows containing ts, as Kafka Streams' TimeWindows. */
         int64_t start = ts - w->size_ms + w->advance_ms;
         start         = (start > 0 ? start : 0) / w->advance_ms * w->advance_ms;

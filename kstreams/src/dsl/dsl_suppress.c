@@ -236,8 +236,14 @@ static ks_err_t suppress_init(ks_ctx_t *ctx, void **state, void *opaque) {
         suppress_state_t *st = calloc(1, sizeof(*st));
         if (!st)
                 return KS_ERR_NOMEM;
-        st->s         = s;
-        st->observed  = -1;
+        st->s = s;
+        /* Its own time, not the task's: it sees upstream updates only when
+         * their record caches flush, and closing windows on the task's
+         * time would emit a window before its last cached update came.
+         * Seeded with the task's time, which after a restart is the
+         * committed one: every cache was flushed before that commit, so
+         * everything due by then was emitted, and stays emitted. */
+        st->observed  = ks_ctx_stream_time(ctx);
         st->last_wall = ks__task_wall_clock(ctx->task);
         *state        = st;
         if (s->idle_ms > 0) {

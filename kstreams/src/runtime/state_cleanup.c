@@ -23,6 +23,10 @@ static int remove_entry(const char *path,
         return remove(path);
 }
 
+int ks__rmtree(const char *path) {
+        return nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /* The newest modification time of the directory's files. */
 static int64_t last_write_ms(const char *dir) {
         int64_t newest = 0;

@@ -1,6 +1,8 @@
-/* A stream thread: one consumer (a member of the application's group) and
- * one producer; it creates tasks for the partitions it is assigned, feeds
- * them, and commits at-least-once. @locality stream thread */
+/* A stream thread: one group consumer, one producer (through the record
+ * collector), a changelog reader, and the tasks of its assignment under the
+ * task manager. Its loop polls, restores, processes and commits; the
+ * rebalance callbacks only record what changed (runtime_int.h).
+ * @locality stream thread */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -9,10 +11,9 @@
 #include <time.h>
 
 #include "conf_int.h"
-#include "log_int.h"
 #include "kstreams/store.h"
-#include "record_cache.h"
-#include "streams_int.h"
+#include "log_int.h"
+#include "runtime_int.h"
 
 /* A consumed record that has headers travels with them in one block; the
  * handle's low bit tells a block from a bare rd_kafka_message_t. */
@@ -21,60 +22,17 @@ typedef struct msg_block_s {
         ks_header_t headers[];
 } msg_block_t;
 
-typedef struct assigned_s {
-        char *topic;
-        int32_t partition;
-        int64_t next_offset; /* to commit; -1: nothing processed yet */
-        int64_t committed;
-        int64_t purged;   /* repartition: records deleted up to here */
-        bool repartition; /* one of the application's repartition topics */
-        bool paused;
-        ks_task_t *task;
-} assigned_t;
+int ks__thread_time_left(const ks_stream_thread_t *t, int cap) {
+        int64_t deadline = atomic_load(&t->s->close_deadline);
+        if (!deadline)
+                return cap;
+        int64_t left = deadline - ks_now_ms();
+        return left <= 0 ? 0 : left < cap ? (int)left : cap;
+}
 
-struct ks_stream_thread_s {
-        ks_streams_t *s;
-        rd_kafka_t *restorer;     /* manual assignment, no group: restoration */
-        char app_state_dir[1024]; /* <state.dir>/<application.id> */
-        int64_t last_cleanup;
-        int index;
-        pthread_t tid;
-        bool started, joined;
-        rd_kafka_t *consumer, *producer;
-        rd_kafka_queue_t *queue;
-        ks_task_t **tasks;
-        int task_cnt;
-        assigned_t *assigned;
-        int assigned_cnt;
-        atomic_bool has_assignment;
-        ks_collector_t collector;
-        rd_kafka_message_t **batch;
-        int batch_size;
-        int64_t commit_interval, last_commit;
-        int64_t poll_ms;
-        size_t max_buffered;
-        ks_handler_t prod_handler;
-        const char *dlq_topic;
-        ks_error_t *fatal; /* a delivery failed under the "fail" handler */
-        ks_rate_limit_t rl_consume, rl_delivery, rl_commit;
-        ks_streams_metrics_t own;    /* commits, rebalances, ... */
-        ks_streams_metrics_t closed; /* of tasks already closed */
-        uint64_t delivery_failed;
-        pthread_mutex_t mlock;
-        ks_streams_metrics_t published;
-        /* Repartition records already committed are deleted
-         * (DeleteRecords) at most every purge_interval ms; the results
-         * come back on purge_q. */
-        int64_t purge_interval, last_purge;
-        rd_kafka_queue_t *purge_q;
-        /* The record caches of all its tasks share this thread's part of
-         * statestore.cache.max.bytes, as Kafka Streams' ThreadCache. */
-        ks_cache_budget_t cache_budget;
-};
-
-static assigned_t *find_assigned(ks_stream_thread_t *t,
-                                 const char *topic,
-                                 int32_t partition) {
+assigned_t *ks__thread_find_assigned(ks_stream_thread_t *t,
+                                     const char *topic,
+                                     int32_t partition) {
         for (int i = 0; i < t->assigned_cnt; i++)
                 if (t->assigned[i].partition == partition &&
                     !strcmp(t->assigned[i].topic, topic))
@@ -82,135 +40,35 @@ static assigned_t *find_assigned(ks_stream_thread_t *t,
         return NULL;
 }
 
-/* ---- the collector: the producer side of the tasks ------------------------
- */
-
-static ks_err_t collector_send(void *opaque,
-                               const char *topic,
-                               int32_t partition,
-                               ks_bytes_t key,
-                               ks_bytes_t value,
-                               int64_t ts,
-                               const ks_header_t *headers,
-                               size_t header_cnt,
-                               int64_t *acked,
-                               char *errstr,
-                               size_t errstr_size) {
-        ks_stream_thread_t *t = opaque;
-        for (;;) {
-                rd_kafka_headers_t *h = NULL;
-                if (header_cnt) {
-                        h = rd_kafka_headers_new(header_cnt);
-                        for (size_t i = 0; i < header_cnt; i++)
-                                rd_kafka_header_add(
-                                        h, headers[i].name, -1,
-                                        headers[i].value.data,
-                                        (ssize_t)headers[i].value.len);
-                }
-                rd_kafka_resp_err_t err = rd_kafka_producev(
-                        t->producer, RD_KAFKA_V_TOPIC(topic),
-                        RD_KAFKA_V_PARTITION(partition < 0
-                                                     ? RD_KAFKA_PARTITION_UA
-                                                     : partition),
-                        RD_KAFKA_V_KEY(key.data, key.len),
-                        RD_KAFKA_V_VALUE((void *)value.data, value.len),
-                        RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_HEADERS(h),
-                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                        RD_KAFKA_V_OPAQUE(acked), RD_KAFKA_V_END);
-                if (!err)
-                        return KS_OK;
-                /* Not taken on failure; librdkafka's destroy refuses NULL. */
-                if (h)
-                        rd_kafka_headers_destroy(h);
-                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-                        snprintf(errstr, errstr_size, "produce to %s: %s",
-                                 topic, rd_kafka_err2str(err));
-                        return KS_ERR_KAFKA;
-                }
-                /* The producer queue is full: let deliveries drain. */
-                rd_kafka_poll(t->producer, 100);
-        }
+void ks__thread_fail(ks_stream_thread_t *t, ks_error_t *err) {
+        if (!t->fatal)
+                t->fatal = err;
+        else
+                ks_error_destroy(err);
 }
 
-static int32_t collector_partitions(void *opaque, const char *topic) {
-        (void)opaque, (void)topic;
-        /* Unknown: the producer's murmur2_random partitioner places keys
-         * exactly as ks_partition_for_key() would. */
-        return -1;
+void ks__thread_pause(ks_stream_thread_t *t, assigned_t *a, bool pause) {
+        rd_kafka_topic_partition_list_t *l =
+                rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, a->topic, a->partition);
+        if (pause)
+                rd_kafka_pause_partitions(t->consumer, l);
+        else
+                rd_kafka_resume_partitions(t->consumer, l);
+        rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* Frees a consumed record's handle; @p done moves the partition's offset
- * to commit past it. */
-static void release_handle(ks_stream_thread_t *t, void *handle, bool done) {
+/* Frees a consumed record's handle (tasks track their own offsets). */
+static void release_handle(void *opaque, void *handle) {
+        (void)opaque;
         rd_kafka_message_t *msg = handle;
         msg_block_t *block      = NULL;
         if ((uintptr_t)handle & 1) {
                 block = (msg_block_t *)((uintptr_t)handle & ~(uintptr_t)1);
                 msg   = block->msg;
         }
-        /* Records leave a partition's queue in offset order, processed or
-         * handled, so the next offset to commit follows the last release. */
-        assigned_t *a = done ? find_assigned(t, rd_kafka_topic_name(msg->rkt),
-                                             msg->partition)
-                             : NULL;
-        if (a)
-                a->next_offset = msg->offset + 1;
         rd_kafka_message_destroy(msg);
         free(block);
-}
-
-static void collector_release(void *opaque, void *handle) {
-        release_handle(opaque, handle, true);
-}
-
-static void dr_msg_cb(rd_kafka_t *rk,
-                      const rd_kafka_message_t *m,
-                      void *opaque) {
-        ks_stream_thread_t *t = opaque;
-        (void)rk;
-        /* A changelog record: its store's checkpoint may move past it. The
-         * task outlives its in-flight records (tasks close after a flush or
-         * a purge). */
-        int64_t *acked = m->_private;
-        if (!m->err) {
-                if (acked && m->offset > *acked)
-                        *acked = m->offset;
-                return;
-        }
-        const char *topic = rd_kafka_topic_name(m->rkt);
-        t->delivery_failed++;
-        if (t->prod_handler == KS_HANDLER_FAIL) {
-                if (!t->fatal)
-                        t->fatal = ks_error_new(
-                                KS_ERR_KAFKA,
-                                "delivery to %s failed: %s (handler: fail)",
-                                topic, rd_kafka_err2str(m->err));
-                return;
-        }
-        ks__log_limited(&t->rl_delivery,
-                        ks__conf_int(t->s->conf, "log.rate.limit.ms"),
-                        KS_LOG_WARNING, "delivery to %s failed: %s; record %s",
-                        topic, rd_kafka_err2str(m->err),
-                        t->prod_handler == KS_HANDLER_DEAD_LETTER
-                                ? "sent to the dead-letter topic"
-                                : "dropped");
-        if (t->prod_handler == KS_HANDLER_DEAD_LETTER &&
-            strcmp(topic, t->dlq_topic)) {
-                rd_kafka_headers_t *h = rd_kafka_headers_new(2);
-                const char *msg       = rd_kafka_err2str(m->err);
-                rd_kafka_header_add(h, "__streams.errors.message", -1, msg, -1);
-                rd_kafka_header_add(h, "__streams.errors.topic", -1, topic, -1);
-                if (rd_kafka_producev(t->producer,
-                                      RD_KAFKA_V_TOPIC(t->dlq_topic),
-                                      RD_KAFKA_V_KEY(m->key, m->key_len),
-                                      RD_KAFKA_V_VALUE(m->payload, m->len),
-                                      RD_KAFKA_V_HEADERS(h),
-                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                      RD_KAFKA_V_END))
-                        rd_kafka_headers_destroy(h);
-                else
-                        t->own.dead_lettered++;
-        }
 }
 
 /* ---- commit -----------------------------------------------------------------
@@ -268,389 +126,90 @@ static void purge_results(ks_stream_thread_t *t) {
         }
 }
 
-/* At-least-once: wait until everything produced for the processed records
- * is acknowledged, then commit their offsets. @returns false if that could
- * not be done now (it is tried again at the next interval). */
-static bool commit(ks_stream_thread_t *t) {
+/* The commit protocol's Kafka steps for at-least-once. */
+static ks_error_t *flush_op(void *opaque) {
+        ks_stream_thread_t *t = opaque;
+        return ks__collector_flush(&t->collector,
+                                   ks__thread_time_left(t, 30000));
+}
+
+static ks_error_t *commit_offsets_op(void *opaque,
+                                     const ks_task_offset_t *offsets,
+                                     int cnt) {
+        ks_stream_thread_t *t = opaque;
+        rd_kafka_topic_partition_list_t *l =
+                rd_kafka_topic_partition_list_new(cnt);
+        for (int i = 0; i < cnt; i++) {
+                char md[64];
+                int len = ks__offset_metadata_encode(offsets[i].partition_time,
+                                                     md, sizeof(md));
+                rd_kafka_topic_partition_t *p =
+                        rd_kafka_topic_partition_list_add(l, offsets[i].topic,
+                                                          offsets[i].partition);
+                p->offset        = offsets[i].offset;
+                p->metadata      = malloc((size_t)len);
+                p->metadata_size = p->metadata ? (size_t)len : 0;
+                if (p->metadata)
+                        memcpy(p->metadata, md, (size_t)len);
+        }
+        rd_kafka_resp_err_t err = rd_kafka_commit(t->consumer, l, 0);
+        rd_kafka_topic_partition_list_destroy(l);
+        if (err)
+                return ks_error_set_retriable(
+                        ks_error_new(KS_ERR_KAFKA, "offset commit failed: %s",
+                                     rd_kafka_err2str(err)),
+                        true);
+        for (int i = 0; i < cnt; i++) {
+                assigned_t *a = ks__thread_find_assigned(t, offsets[i].topic,
+                                                         offsets[i].partition);
+                if (a)
+                        a->committed = offsets[i].offset;
+        }
+        return NULL;
+}
+
+bool ks__thread_commit(ks_stream_thread_t *t) {
         int64_t t0     = ks_now_ms();
         t->last_commit = t0;
-        /* The cached changes go out first: the flush below then waits for
-         * their changelog records too, before any store commits. */
-        for (int i = 0; i < t->task_cnt && !t->fatal; i++)
-                t->fatal = ks__task_flush_cache(t->tasks[i]);
-        if (t->fatal)
-                return false;
-        rd_kafka_resp_err_t err = rd_kafka_flush(t->producer, 30000);
-        if (err) {
-                ks__log_limited(&t->rl_commit, 10000, KS_LOG_WARNING,
-                                "thread %d: commit postponed: %d records "
-                                "not yet acknowledged (%s)",
-                                t->index, rd_kafka_outq_len(t->producer),
-                                rd_kafka_err2str(err));
-                t->own.commit_failures++;
+        ks_task_t **tasks;
+        int n = ks__tm_running(t, &tasks);
+        if (n < 0) {
+                ks__thread_fail(t, ks_error_new(KS_ERR_NOMEM, "out of memory"));
                 return false;
         }
-        if (t->fatal)
-                return false;
-        rd_kafka_topic_partition_list_t *offsets =
-                rd_kafka_topic_partition_list_new(t->assigned_cnt);
-        for (int i = 0; i < t->assigned_cnt; i++) {
-                assigned_t *a = &t->assigned[i];
-                if (a->next_offset < 0 || a->next_offset == a->committed)
-                        continue;
-                rd_kafka_topic_partition_list_add(offsets, a->topic,
-                                                  a->partition)
-                        ->offset = a->next_offset;
-        }
-        bool ok = true;
-        if (offsets->cnt > 0) {
-                err = rd_kafka_commit(t->consumer, offsets, 0);
-                if (err) {
-                        ok = false;
-                        t->own.commit_failures++;
-                        ks__log_limited(&t->rl_commit, 10000, KS_LOG_WARNING,
-                                        "thread %d: offset commit failed: %s",
-                                        t->index, rd_kafka_err2str(err));
-                } else {
-                        for (int i = 0; i < offsets->cnt; i++) {
-                                assigned_t *a = find_assigned(
-                                        t, offsets->elems[i].topic,
-                                        offsets->elems[i].partition);
-                                if (a)
-                                        a->committed = offsets->elems[i].offset;
-                        }
-                }
-        }
-        rd_kafka_topic_partition_list_destroy(offsets);
-        if (ok)
+        ks_commit_ops_t ops = {flush_op, commit_offsets_op, t};
+        ks_commit_result_t res;
+        ks_error_t *err = ks__commit(tasks, n, &ops, &res);
+        if (!err) {
                 purge_repartition(t);
-        /* Kafka first, LMDB second: a crash in between leaves a store
-         * behind its changelog, never ahead, and restoration replays only
-         * the tail. The state is committed even if the offset commit
-         * failed: it matches the acknowledged changelog either way. */
-        for (int i = 0; i < t->task_cnt; i++) {
-                ks_error_t *e = ks__task_commit_state(t->tasks[i]);
-                if (e) {
-                        ok = false;
-                        if (!t->fatal)
-                                t->fatal = ks_error_set_fatal(e, true);
-                        else
-                                ks_error_destroy(e);
-                }
-        }
-        if (ok) {
                 uint64_t ms = (uint64_t)(ks_now_ms() - t0);
                 t->own.commits++;
                 t->own.commit_latency_ms_total += ms;
                 if (ms > t->own.commit_latency_ms_max)
                         t->own.commit_latency_ms_max = ms;
+                return true;
         }
-        return ok;
-}
-
-/* ---- tasks and rebalances --------------------------------------------------
- */
-
-static bool set(rd_kafka_conf_t *c,
-                const char *name,
-                const char *value,
-                char *errstr,
-                size_t errstr_size);
-
-static bool sub_has_stores(const ks_topology_t *topo, int sub) {
-        for (int i = 0; i < topo->node_cnt; i++)
-                if (topo->nodes[i]->subtopology == sub && topo->nodes[i]->store)
-                        return true;
+        t->own.commit_failures++;
+        /* A lost internal record is handled by the loop (the tasks are
+         * recreated); records not yet acknowledged or a refused offset
+         * commit are tried again at the next interval; the rest fails the
+         * thread. */
+        if (t->collector.task_error && !t->collector.fatal) {
+                ks_error_destroy(err);
+        } else if (res.failed_step == KS_COMMIT_FLUSH ||
+                   res.failed_step == KS_COMMIT_OFFSETS) {
+                ks__log_limited(&t->rl_commit, 10000, KS_LOG_WARNING,
+                                "thread %d: commit postponed: %s", t->index,
+                                ks_error_message(err));
+                ks_error_destroy(err);
+        } else {
+                ks__thread_fail(t, err);
+        }
         return false;
 }
 
-/* The task's LMDB environment in <state.dir>/<application.id>/<task>/. */
-static ks_error_t *open_env(ks_stream_thread_t *t,
-                            int sub,
-                            int32_t partition,
-                            ks_state_env_t **envp) {
-        char dir[1024];
-        snprintf(dir, sizeof(dir), "%s/%s/%d_%d",
-                 ks__conf_str(t->s->conf, "state.dir"), t->s->application_id,
-                 sub, (int)partition);
-        if (ks__mkdirs(dir))
-                return ks_error_new(KS_ERR_IO,
-                                    "cannot create state directory %s: %s", dir,
-                                    strerror(errno));
-        /* The directory may still be held for a moment by the instance it
-         * comes from, or by a cleanup: retry a locked one for 10 s. */
-        ks_error_t *err = NULL;
-        for (int attempt = 0; attempt < 100; attempt++) {
-                ks_error_destroy(err);
-                err = ks_state_env_open(
-                        dir,
-                        (size_t)ks__conf_int(t->s->conf, "statestore.map.size"),
-                        envp);
-                if (!err || ks_error_code(err) != KS_ERR_STATE ||
-                    atomic_load(&t->s->stop))
-                        break;
-                struct timespec ts = {0, 100 * 1000 * 1000};
-                nanosleep(&ts, NULL);
-        }
-        return err;
-}
-
-static rd_kafka_t *restorer(ks_stream_thread_t *t, ks_error_t **errp) {
-        char errstr[512], group[300];
-        if (t->restorer)
-                return t->restorer;
-        rd_kafka_conf_t *c = rd_kafka_conf_new();
-        ks_error_t *err =
-                ks__rdkafka_conf(t->s->conf, KS_CONF_SIDE_CONSUMER, c);
-        /* No group membership and no commits: it only reads changelogs
-         * from the checkpoints it is given. */
-        snprintf(group, sizeof(group), "%s-restore", t->s->application_id);
-        bool ok =
-                !err && set(c, "group.id", group, errstr, sizeof(errstr)) &&
-                set(c, "enable.auto.commit", "false", errstr, sizeof(errstr)) &&
-                set(c, "isolation.level", "read_committed", errstr,
-                    sizeof(errstr)) &&
-                set(c, "queued.min.messages", "100000", errstr, sizeof(errstr));
-        if (ok)
-                t->restorer = rd_kafka_new(RD_KAFKA_CONSUMER, c, errstr,
-                                           sizeof(errstr));
-        if (!t->restorer) {
-                if (!ok || err)
-                        rd_kafka_conf_destroy(c);
-                *errp = err ? err
-                            : ks_error_new(KS_ERR_KAFKA, "restore consumer: %s",
-                                           errstr);
-        }
-        return t->restorer;
-}
-
-/* Replays a store's changelog partition from its checkpoint to the end, in
- * large LMDB transactions, before the task processes anything. */
-static ks_error_t *restore_store(ks_stream_thread_t *t,
-                                 ks_task_t *task,
-                                 int idx) {
-        ks_task_store_info_t info;
-        ks__task_store_info(task, idx, &info);
-        int32_t p       = ks__task_partition(task);
-        ks_error_t *err = NULL;
-        rd_kafka_t *rk  = restorer(t, &err);
-        if (!rk)
-                return err;
-        int64_t lo, hi;
-        rd_kafka_resp_err_t rerr;
-        /* Leadership may be moving (a new topic, a broker restart): retry
-         * what can succeed later, for up to a minute. */
-        for (int attempt = 0;; attempt++) {
-                rerr = rd_kafka_query_watermark_offsets(rk, info.changelog, p,
-                                                        &lo, &hi, 10000);
-                bool retriable =
-                        rerr == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
-                        rerr == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
-                        rerr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-                        rerr == RD_KAFKA_RESP_ERR__TIMED_OUT ||
-                        rerr == RD_KAFKA_RESP_ERR__TRANSPORT;
-                if (!rerr || !retriable || attempt >= 60 ||
-                    atomic_load(&t->s->stop))
-                        break;
-                struct timespec ts = {1, 0};
-                nanosleep(&ts, NULL);
-        }
-        if (rerr)
-                return ks_error_new(KS_ERR_KAFKA,
-                                    "restoring %s: watermarks of %s[%d]: %s",
-                                    info.name, info.changelog, (int)p,
-                                    rd_kafka_err2str(rerr));
-        int64_t from = info.checkpoint >= lo ? info.checkpoint : lo;
-        if (from >= hi)
-                return NULL; /* up to date */
-        int64_t t0 = ks_now_ms(), last_log = t0, applied = 0;
-        int64_t batch = ks__conf_int(t->s->conf, "restore.batch.records");
-        ks__log(KS_LOG_INFO,
-                "task %s: restoring store %s from %s[%d], offsets %lld..%lld "
-                "(checkpoint %lld)",
-                ks__task_id(task), info.name, info.changelog, (int)p,
-                (long long)from, (long long)hi, (long long)info.checkpoint);
-        rd_kafka_topic_partition_list_t *l =
-                rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, info.changelog, p)->offset = from;
-        rd_kafka_assign(rk, l);
-        rd_kafka_topic_partition_list_destroy(l);
-        rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(rk);
-        int64_t next = from, since_commit = 0;
-        while (!err && next < hi) {
-                if (atomic_load(&t->s->stop)) {
-                        err = ks_error_new(KS_ERR_STATE,
-                                           "restoring %s: stopped", info.name);
-                        break;
-                }
-                /* Ask for no more than what is left: the batch call waits
-                 * until it has that many or the timeout passes. */
-                size_t want = (size_t)t->batch_size;
-                if ((int64_t)want > hi - next)
-                        want = (size_t)(hi - next);
-                ssize_t n =
-                        rd_kafka_consume_batch_queue(q, 1000, t->batch, want);
-                for (ssize_t i = 0; i < n; i++) {
-                        rd_kafka_message_t *m = t->batch[i];
-                        if (!err && m->err &&
-                            m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                                err = ks_error_new(
-                                        KS_ERR_KAFKA, "restoring %s: %s",
-                                        info.name, rd_kafka_message_errstr(m));
-                        else if (!err && !m->err) {
-                                err = ks__task_restore_put(
-                                        task, idx,
-                                        (ks_bytes_t){m->key, m->key_len},
-                                        (ks_bytes_t){m->payload, m->len});
-                                next = m->offset + 1;
-                                applied++;
-                                since_commit++;
-                        }
-                        rd_kafka_message_destroy(m);
-                }
-                if (!err && since_commit >= batch) {
-                        err          = ks__task_restore_commit(task, idx, next);
-                        since_commit = 0;
-                }
-                int64_t now = ks_now_ms();
-                if (now - last_log >= 5000) {
-                        last_log = now;
-                        ks__log(KS_LOG_INFO,
-                                "task %s: restoring %s: %lld records, %lld "
-                                "remaining, %.0f records/s",
-                                ks__task_id(task), info.name,
-                                (long long)applied, (long long)(hi - next),
-                                (double)applied * 1000.0 /
-                                        (double)(now - t0 + 1));
-                }
-        }
-        /* Compacted changelogs have gaps: the end is the high watermark. */
-        if (!err)
-                err = ks__task_restore_commit(task, idx, hi);
-        rd_kafka_assign(rk, NULL);
-        rd_kafka_queue_destroy(q);
-        int64_t ms = ks_now_ms() - t0;
-        t->own.records_restored += (uint64_t)applied;
-        t->own.restore_ms += (uint64_t)ms;
-        if (!err)
-                ks__log(KS_LOG_INFO,
-                        "task %s: restored %s: %lld records in %lld ms "
-                        "(%.0f records/s)",
-                        ks__task_id(task), info.name, (long long)applied,
-                        (long long)ms,
-                        (double)applied * 1000.0 / (double)(ms + 1));
-        return err;
-}
-
-static ks_task_t *task_get(ks_stream_thread_t *t,
-                           int sub,
-                           int32_t partition,
-                           ks_error_t **errp) {
-        for (int i = 0; i < t->task_cnt; i++)
-                if (ks__task_subtopology(t->tasks[i]) == sub &&
-                    ks__task_partition(t->tasks[i]) == partition)
-                        return t->tasks[i];
-        char errstr[256];
-        ks_task_t **nt =
-                realloc(t->tasks, (size_t)(t->task_cnt + 1) * sizeof(*nt));
-        if (!nt) {
-                *errp = ks_error_new(KS_ERR_NOMEM, "out of memory");
-                return NULL;
-        }
-        t->tasks            = nt;
-        ks_state_env_t *env = NULL;
-        if (sub_has_stores(t->s->topology, sub)) {
-                *errp = open_env(t, sub, partition, &env);
-                if (*errp)
-                        return NULL;
-        }
-        ks_task_t *task =
-                ks__task_new(t->s->topology, sub, partition, t->s->conf,
-                             &t->collector, env, errstr, sizeof(errstr));
-        if (!task) {
-                *errp = ks_error_new(KS_ERR_INVALID_ARG, "%s", errstr);
-                return NULL;
-        }
-        ks__task_set_cache_budget(task, &t->cache_budget);
-        /* Interactive queries see the task as restoring until it is
-         * ready. */
-        if (env)
-                *errp = ks__iq_task_add(t->s, task, env);
-        for (int i = 0; i < ks__task_store_count(task) && !*errp; i++)
-                *errp = restore_store(t, task, i);
-        if (!*errp)
-                *errp = ks__task_init(task);
-        if (*errp) {
-                ks__iq_task_remove(t->s, task);
-                ks__task_destroy(task);
-                return NULL;
-        }
-        ks__iq_task_ready(t->s, task);
-        t->tasks[t->task_cnt++] = task;
-        return task;
-}
-
-static void close_all_tasks(ks_stream_thread_t *t) {
-        /* Delivery reports point into tasks (changelog checkpoints): none
-         * may be outstanding when they go. */
-        if (t->task_cnt && rd_kafka_flush(t->producer, 30000)) {
-                rd_kafka_purge(t->producer, RD_KAFKA_PURGE_F_QUEUE |
-                                                    RD_KAFKA_PURGE_F_INFLIGHT);
-                rd_kafka_flush(t->producer, 5000);
-        }
-        /* Forget the partitions first: buffered records released by the
-         * tasks' close were not processed and must not move offsets. */
-        for (int i = 0; i < t->assigned_cnt; i++)
-                free(t->assigned[i].topic);
-        free(t->assigned);
-        t->assigned     = NULL;
-        t->assigned_cnt = 0;
-        for (int i = 0; i < t->task_cnt; i++) {
-                ks__metrics_add_task(&t->closed, ks__task_metrics(t->tasks[i]));
-                /* Waits for the queries reading its stores. */
-                ks__iq_task_remove(t->s, t->tasks[i]);
-                ks__task_destroy(t->tasks[i]);
-        }
-        free(t->tasks);
-        t->tasks    = NULL;
-        t->task_cnt = 0;
-}
-
-static ks_error_t *on_assign(ks_stream_thread_t *t,
-                             rd_kafka_topic_partition_list_t *parts) {
-        ks_error_t *err = NULL;
-        t->assigned     = calloc((size_t)parts->cnt + 1, sizeof(assigned_t));
-        if (!t->assigned)
-                return ks_error_new(KS_ERR_NOMEM, "out of memory");
-        for (int i = 0; i < parts->cnt && !err; i++) {
-                const char *topic = parts->elems[i].topic;
-                int32_t p         = parts->elems[i].partition;
-                assigned_t *a     = &t->assigned[t->assigned_cnt];
-                a->topic          = strdup(topic);
-                a->partition      = p;
-                a->next_offset    = -1;
-                a->committed      = -1;
-                a->purged         = -1;
-                if (!a->topic)
-                        return ks_error_new(KS_ERR_NOMEM, "out of memory");
-                t->assigned_cnt++;
-                const ks_topology_t *topo = t->s->topology;
-                for (int n = 0; n < topo->node_cnt && !err && !a->task; n++) {
-                        const ks_node_t *node = topo->nodes[n];
-                        if (node->kind != KS_NODE_SOURCE ||
-                            !ks__source_reads(node, t->s->application_id,
-                                              topic))
-                                continue;
-                        a->repartition = node->internal;
-                        a->task = task_get(t, node->subtopology, p, &err);
-                }
-        }
-        if (!err)
-                ks__log(KS_LOG_INFO,
-                        "thread %d: assigned %d partitions, %d tasks", t->index,
-                        t->assigned_cnt, t->task_cnt);
-        return err;
-}
+/* ---- rebalances ------------------------------------------------------------
+ */
 
 static void rebalance_cb(rd_kafka_t *rk,
                          rd_kafka_resp_err_t err,
@@ -658,20 +217,18 @@ static void rebalance_cb(rd_kafka_t *rk,
                          void *opaque) {
         ks_stream_thread_t *t = opaque;
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-                t->own.rebalances++;
-                ks_error_t *e = on_assign(t, parts);
+                ks_error_t *e = ks__tm_on_assigned(t, parts);
                 rd_kafka_assign(rk, parts);
-                if (e && !t->fatal)
-                        t->fatal = e;
-                else
-                        ks_error_destroy(e);
-                atomic_store(&t->has_assignment, true);
+                /* Nothing flows until its task runs (after restoring). */
+                rd_kafka_pause_partitions(rk, parts);
+                if (e)
+                        ks__thread_fail(t, e);
+                /* Not RUNNING until its tasks are (loop_once()). */
+                t->in_group = true;
+                atomic_store(&t->has_assignment, false);
         } else {
-                /* Revoked: commit what was processed, then let the tasks go
-                 * (their unprocessed records go back to the group). */
-                if (!t->fatal)
-                        commit(t);
-                close_all_tasks(t);
+                ks__tm_on_revoked(t);
+                t->in_group = false;
                 rd_kafka_assign(rk, NULL);
                 atomic_store(&t->has_assignment, false);
         }
@@ -680,18 +237,6 @@ static void rebalance_cb(rd_kafka_t *rk,
 
 /* ---- the loop ---------------------------------------------------------------
  */
-
-static void set_paused(ks_stream_thread_t *t, assigned_t *a, bool pause) {
-        rd_kafka_topic_partition_list_t *l =
-                rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, a->topic, a->partition);
-        if (pause)
-                rd_kafka_pause_partitions(t->consumer, l);
-        else
-                rd_kafka_resume_partitions(t->consumer, l);
-        rd_kafka_topic_partition_list_destroy(l);
-        a->paused = pause;
-}
 
 static void *to_handle(rd_kafka_message_t *msg, ks_raw_record_t *raw) {
         rd_kafka_headers_t *hdrs = NULL;
@@ -703,7 +248,7 @@ static void *to_handle(rd_kafka_message_t *msg, ks_raw_record_t *raw) {
         size_t cnt         = rd_kafka_header_cnt(hdrs);
         msg_block_t *block = malloc(sizeof(*block) + cnt * sizeof(ks_header_t));
         if (!block)
-                return msg; /* headers lost is better than the record */
+                return NULL;
         block->msg = msg;
         for (size_t i = 0; i < cnt; i++) {
                 const void *val;
@@ -728,51 +273,66 @@ static void consume(ks_stream_thread_t *t, rd_kafka_message_t *msg) {
                 return;
         }
         const char *topic = rd_kafka_topic_name(msg->rkt);
-        assigned_t *a     = find_assigned(t, topic, msg->partition);
+        assigned_t *a     = ks__thread_find_assigned(t, topic, msg->partition);
+        ks_err_t err      = KS_OK;
         if (!a || !a->task) {
+                /* Paused until its task runs: this cannot come, and must
+                 * not be skipped silently if it does. */
+                err = KS_ERR_STATE;
+        } else {
+                rd_kafka_timestamp_type_t tstype;
+                ks_raw_record_t raw = {
+                        .topic     = a->topic,
+                        .partition = msg->partition,
+                        .offset    = msg->offset,
+                        .timestamp = rd_kafka_message_timestamp(msg, &tstype),
+                        .key       = {msg->key, msg->key_len},
+                        .value     = {msg->payload, msg->len},
+                };
+                raw.handle = to_handle(msg, &raw);
+                err        = raw.handle ? ks__task_enqueue(a->task, &raw)
+                                        : KS_ERR_NOMEM;
+                if (!err) {
+                        if (!a->paused &&
+                            ks__task_buffered_topic(a->task, topic) >=
+                                    t->max_buffered) {
+                                a->paused = true;
+                                ks__thread_pause(t, a, true);
+                        }
+                        return;
+                }
+                if (raw.handle)
+                        release_handle(t, raw.handle);
+                else
+                        rd_kafka_message_destroy(msg);
+                msg = NULL;
+        }
+        /* Never commit past a record that was not processed: the thread
+         * fails without committing; the record comes back. */
+        ks__thread_fail(
+                t, ks_error_new(err,
+                                "thread %d: cannot buffer a record of "
+                                "%s [%" PRId32 "] at offset %" PRId64 ": %s",
+                                t->index, topic, msg ? msg->partition : -1,
+                                msg ? msg->offset : -1, ks_err2str(err)));
+        if (msg)
                 rd_kafka_message_destroy(msg);
-                return;
-        }
-        rd_kafka_timestamp_type_t tstype;
-        ks_raw_record_t raw = {
-                .topic     = a->topic,
-                .partition = msg->partition,
-                .offset    = msg->offset,
-                .timestamp = rd_kafka_message_timestamp(msg, &tstype),
-                .key       = {msg->key, msg->key_len},
-                .value     = {msg->payload, msg->len},
-        };
-        raw.handle   = to_handle(msg, &raw);
-        ks_err_t err = ks__task_enqueue(a->task, &raw);
-        if (err) {
-                /* Never commit past a record that was not processed: the
-                 * thread fails without committing; the record comes back. */
-                if (!t->fatal)
-                        t->fatal = ks_error_new(
-                                err,
-                                "thread %d: cannot buffer a record of %s "
-                                "[%" PRId32 "]: %s",
-                                t->index, a->topic, raw.partition,
-                                ks_err2str(err));
-                release_handle(t, raw.handle, false);
-                return;
-        }
-        if (!a->paused &&
-            ks__task_buffered_topic(a->task, topic) >= t->max_buffered)
-                set_paused(t, a, true);
 }
 
 static ks_error_t *process(ks_stream_thread_t *t) {
-        /* Round-robin over tasks, a slice each, until nothing is buffered or
-         * a batch's worth is done (then poll again to stay live). */
+        /* Round-robin over running tasks, a slice each, until nothing is
+         * buffered or a batch's worth is done (then poll again). */
         int budget = t->batch_size;
         bool busy  = true;
         while (busy && budget > 0) {
                 busy = false;
                 for (int i = 0; i < t->task_cnt; i++) {
+                        if (t->tasks[i]->state != KS_TASK_RUNNING)
+                                continue;
                         for (int k = 0; k < 64; k++) {
                                 ks_error_t *err = NULL;
-                                int r = ks__task_process_one(t->tasks[i], &err);
+                                int r = ks__task_process_one(t->tasks[i]->task,
+                                                             &err);
                                 if (r < 0)
                                         return err;
                                 if (r == 0)
@@ -785,12 +345,18 @@ static ks_error_t *process(ks_stream_thread_t *t) {
         for (int i = 0; i < t->assigned_cnt; i++) {
                 assigned_t *a = &t->assigned[i];
                 if (a->paused && ks__task_buffered_topic(a->task, a->topic) <=
-                                         t->max_buffered / 2)
-                        set_paused(t, a, false);
+                                         t->max_buffered / 2) {
+                        a->paused = false;
+                        if (!a->held)
+                                ks__thread_pause(t, a, false);
+                }
         }
         int64_t now = ks_now_ms();
         for (int i = 0; i < t->task_cnt; i++) {
-                ks_error_t *err = ks__task_punctuate_wall(t->tasks[i], now);
+                if (t->tasks[i]->state != KS_TASK_RUNNING)
+                        continue;
+                ks_error_t *err =
+                        ks__task_punctuate_wall(t->tasks[i]->task, now);
                 if (err)
                         return err;
         }
@@ -799,33 +365,75 @@ static ks_error_t *process(ks_stream_thread_t *t) {
 
 static bool anything_buffered(const ks_stream_thread_t *t) {
         for (int i = 0; i < t->task_cnt; i++)
-                if (ks__task_buffered(t->tasks[i]))
+                if (t->tasks[i]->state == KS_TASK_RUNNING &&
+                    ks__task_buffered(t->tasks[i]->task))
                         return true;
         return false;
 }
 
 static void publish_metrics(ks_stream_thread_t *t) {
         ks_streams_metrics_t m = t->own;
-        m.records_consumed += t->closed.records_consumed;
-        m.records_processed += t->closed.records_processed;
-        m.records_produced += t->closed.records_produced;
-        m.dropped_deserialization += t->closed.dropped_deserialization;
-        m.dropped_processing += t->closed.dropped_processing;
-        m.dropped_production +=
-                t->closed.dropped_production + t->delivery_failed;
-        m.dead_lettered += t->closed.dead_lettered; /* own: delivery DLQ */
-        m.punctuations += t->closed.punctuations;
-        m.dropped_late += t->closed.dropped_late;
-        m.dropped_skipped += t->closed.dropped_skipped;
-        m.cache_puts += t->closed.cache_puts;
-        m.cache_flushed += t->closed.cache_flushed;
-        for (int i = 0; i < t->task_cnt; i++)
-                ks__metrics_add_task(&m, ks__task_metrics(t->tasks[i]));
+        ks__metrics_add(&m, &t->closed);
+        m.dropped_production += t->collector.delivery_failed;
+        m.dead_lettered += t->collector.dead_lettered;
+        for (int i = 0; i < t->task_cnt; i++) {
+                ks__metrics_add_task(&m, ks__task_metrics(t->tasks[i]->task));
+                m.restoring_tasks += t->tasks[i]->state == KS_TASK_RESTORING;
+        }
         m.assigned_partitions = (uint64_t)t->assigned_cnt;
         m.active_tasks        = (uint64_t)t->task_cnt;
+        m.restore_records_remaining =
+                (uint64_t)ks__reader_remaining(&t->reader);
         pthread_mutex_lock(&t->mlock);
         t->published = m;
         pthread_mutex_unlock(&t->mlock);
+}
+
+/* One turn: assignment, poll, restoration, processing, commit. */
+static ks_error_t *loop_once(ks_stream_thread_t *t) {
+        ks_error_t *err = ks__tm_handle_assignment(t);
+        if (err)
+                return err;
+        bool restoring = ks__reader_active(&t->reader);
+        int timeout = anything_buffered(t) || restoring ? 0 : (int)t->poll_ms;
+        /* One message at a time, not rd_kafka_consume_batch_queue():
+         * librdkafka before 2.1.0 (Debian 12 has 2.0.2) could skip offsets
+         * in its batch API around pauses, which consume() uses for
+         * backpressure, seeks and rebalances (its CHANGELOG for 2.1.0, PR
+         * #4208). */
+        for (int i = 0; i < t->batch_size && !t->fatal; i++) {
+                rd_kafka_message_t *m =
+                        rd_kafka_consumer_poll(t->consumer, i ? 0 : timeout);
+                if (!m)
+                        break;
+                consume(t, m);
+        }
+        rd_kafka_poll(t->producer, 0); /* delivery reports */
+        purge_results(t);
+        /* Restoration between processing slices: a big store does not stop
+         * the thread's running tasks. */
+        if (restoring &&
+            !(err = ks__reader_step(t, anything_buffered(t) ? 0 : 10)))
+                err = ks__tm_finish_restoration(t);
+        if (!err)
+                err = process(t);
+        if (!err && t->collector.fatal) {
+                err                = t->collector.fatal;
+                t->collector.fatal = NULL;
+        }
+        if (!err && t->collector.task_error)
+                err = ks__tm_recover_corrupted(t);
+        /* The instance is RUNNING once every thread's tasks run, as Kafka
+         * Streams' (REBALANCING while any restores). */
+        bool ready = !err && t->in_group && !t->assignment_pending &&
+                     !ks__reader_active(&t->reader);
+        if (ready != atomic_load(&t->has_assignment)) {
+                atomic_store(&t->has_assignment, ready);
+                ks__streams_update_state(t->s);
+        }
+        if (!err && ks_now_ms() - t->last_commit >= t->commit_interval)
+                ks__thread_commit(t);
+        return err;
 }
 
 static void *thread_main(void *arg) {
@@ -843,29 +451,8 @@ static void *thread_main(void *arg) {
                 err = ks_error_new(KS_ERR_KAFKA, "subscribe: %s",
                                    rd_kafka_err2str(rerr));
         t->last_commit = ks_now_ms();
-        while (!err && !atomic_load(&s->stop)) {
-                int timeout = anything_buffered(t) ? 0 : (int)t->poll_ms;
-                /* One message at a time, not rd_kafka_consume_batch_queue():
-                 * librdkafka before 2.1.0 (Debian 12 has 2.0.2) could skip
-                 * offsets in its batch API around pauses, which consume()
-                 * uses for backpressure, seeks and rebalances (its
-                 * CHANGELOG for 2.1.0, PR #4208). */
-                for (int i = 0; i < t->batch_size; i++) {
-                        rd_kafka_message_t *m = rd_kafka_consumer_poll(
-                                t->consumer, i ? 0 : timeout);
-                        if (!m)
-                                break;
-                        consume(t, m);
-                }
-                rd_kafka_poll(t->producer, 0); /* delivery reports */
-                purge_results(t);
-                err = process(t);
-                if (!err && t->fatal) {
-                        err      = t->fatal;
-                        t->fatal = NULL;
-                }
-                if (!err && ks_now_ms() - t->last_commit >= t->commit_interval)
-                        commit(t);
+        while (!err && !t->fatal && !atomic_load(&s->stop)) {
+                err = loop_once(t);
                 /* Thread 0 keeps the state directory tidy. */
                 if (t->index == 0 && ks_now_ms() - t->last_cleanup >= 60000) {
                         t->last_cleanup = ks_now_ms();
@@ -876,27 +463,32 @@ static void *thread_main(void *arg) {
                 }
                 publish_metrics(t);
         }
-        if (!err) {
-                /* A clean stop: commit, then leave the group (the revoke
-                 * callback runs inside consumer_close). A commit that
-                 * cannot flush the record caches fails the thread. */
-                commit(t);
+        if (!err && t->fatal) {
                 err      = t->fatal;
                 t->fatal = NULL;
         }
-        if (!err) {
-                rd_kafka_consumer_close(t->consumer);
-        } else {
-                /* Failed: no commit, so the failing records come back. While
-                 * t->fatal is set the revoke callback skips its commit. */
-                t->fatal = err;
-                rd_kafka_assign(t->consumer, NULL);
-                close_all_tasks(t);
-                rd_kafka_consumer_close(t->consumer);
+        /* A clean stop commits, then leaves the group (the revocation
+         * callback, inside consumer_close, commits what is left and closes
+         * the tasks). A commit that fails, or a failed thread, closes
+         * everything without committing: the records come back. */
+        if (!err && !ks__thread_commit(t) && t->fatal) {
+                err      = t->fatal;
                 t->fatal = NULL;
         }
-        close_all_tasks(t);
-        rd_kafka_flush(t->producer, 10000);
+        if (err) {
+                t->fatal = err; /* the revocation then skips its commit */
+                ks__tm_close_all(t, false);
+                rd_kafka_assign(t->consumer, NULL);
+        }
+        rd_kafka_consumer_close(t->consumer);
+        if (err) {
+                t->fatal = NULL;
+        } else if (t->fatal) {
+                err      = t->fatal; /* the last commit failed for good */
+                t->fatal = NULL;
+        }
+        ks__tm_close_all(t, !err);
+        rd_kafka_flush(t->producer, ks__thread_time_left(t, 10000));
         publish_metrics(t);
         atomic_store(&t->has_assignment, false);
         if (err)
@@ -1008,7 +600,7 @@ static rd_kafka_t *make_producer(ks_stream_thread_t *t,
                 return NULL;
         }
         rd_kafka_conf_set_opaque(c, t);
-        rd_kafka_conf_set_dr_msg_cb(c, dr_msg_cb);
+        rd_kafka_conf_set_dr_msg_cb(c, ks__collector_dr_cb);
         rd_kafka_t *rk =
                 rd_kafka_new(RD_KAFKA_PRODUCER, c, errstr, errstr_size);
         if (!rk)
@@ -1042,23 +634,19 @@ ks_stream_thread_t *ks__stream_thread_new(ks_streams_t *s,
         t->last_purge = ks_now_ms();
         t->max_buffered =
                 (size_t)ks__conf_int(s->conf, "buffered.records.per.partition");
-        t->prod_handler = ks__conf_handler(
-                s->conf, "default.production.exception.handler");
-        t->dlq_topic =
-                ks__conf_str(s->conf, "errors.dead.letter.queue.topic.name");
-        t->collector = (ks_collector_t){.send            = collector_send,
-                                        .partition_count = collector_partitions,
-                                        .release         = collector_release,
-                                        .opaque          = t};
-        t->batch     = calloc((size_t)t->batch_size, sizeof(*t->batch));
-        if (!t->batch ||
-            !(t->producer = make_producer(t, errstr, errstr_size)) ||
-            !(t->consumer = make_consumer(t, errstr, errstr_size))) {
-                if (!t->batch)
-                        snprintf(errstr, errstr_size, "out of memory");
+        ks_error_t *err = NULL;
+        if (!(t->producer = make_producer(t, errstr, errstr_size)) ||
+            !(t->consumer = make_consumer(t, errstr, errstr_size)) ||
+            (err = ks__collector_init(&t->collector, t)) ||
+            (err = ks__reader_init(&t->reader, t))) {
+                if (err)
+                        snprintf(errstr, errstr_size, "%s",
+                                 ks_error_message(err));
+                ks_error_destroy(err);
                 ks__stream_thread_destroy(t);
                 return NULL;
         }
+        t->collector.iface.release = release_handle;
         rd_kafka_poll_set_consumer(t->consumer);
         t->queue   = rd_kafka_queue_get_consumer(t->consumer);
         t->purge_q = rd_kafka_queue_new(t->producer);
@@ -1086,7 +674,9 @@ void ks__stream_thread_destroy(ks_stream_thread_t *t) {
         if (!t)
                 return;
         ks__stream_thread_join(t);
-        close_all_tasks(t);
+        if (t->producer && t->consumer)
+                ks__tm_close_all(t, false);
+        ks__reader_fini(&t->reader);
         if (t->queue)
                 rd_kafka_queue_destroy(t->queue);
         if (t->purge_q)
@@ -1095,10 +685,9 @@ void ks__stream_thread_destroy(ks_stream_thread_t *t) {
                 rd_kafka_destroy(t->consumer);
         if (t->producer)
                 rd_kafka_destroy(t->producer);
-        if (t->restorer)
-                rd_kafka_destroy(t->restorer);
+        ks__collector_fini(&t->collector);
         ks_error_destroy(t->fatal);
-        free(t->batch);
+        free(t->running);
         pthread_mutex_destroy(&t->mlock);
         free(t);
 }
@@ -1118,28 +707,6 @@ bool ks__stream_thread_assigned(const ks_stream_thread_t *t) {
 void ks__stream_thread_metrics(ks_stream_thread_t *t,
                                ks_streams_metrics_t *out) {
         pthread_mutex_lock(&t->mlock);
-        const ks_streams_metrics_t *m = &t->published;
-        out->records_consumed += m->records_consumed;
-        out->records_processed += m->records_processed;
-        out->records_produced += m->records_produced;
-        out->dropped_deserialization += m->dropped_deserialization;
-        out->dropped_processing += m->dropped_processing;
-        out->dropped_production += m->dropped_production;
-        out->dead_lettered += m->dead_lettered;
-        out->punctuations += m->punctuations;
-        out->commits += m->commits;
-        out->commit_failures += m->commit_failures;
-        out->commit_latency_ms_total += m->commit_latency_ms_total;
-        if (m->commit_latency_ms_max > out->commit_latency_ms_max)
-                out->commit_latency_ms_max = m->commit_latency_ms_max;
-        out->rebalances += m->rebalances;
-        out->dropped_late += m->dropped_late;
-        out->dropped_skipped += m->dropped_skipped;
-        out->cache_puts += m->cache_puts;
-        out->cache_flushed += m->cache_flushed;
-        out->records_restored += m->records_restored;
-        out->restore_ms += m->restore_ms;
-        out->assigned_partitions += m->assigned_partitions;
-        out->active_tasks += m->active_tasks;
+        ks__metrics_add(out, &t->published);
         pthread_mutex_unlock(&t->mlock);
 }

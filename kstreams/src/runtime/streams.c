@@ -221,9 +221,10 @@ ks_error_t *ks_streams_close(ks_streams_t *s, int timeout_ms) {
                 return NULL;
         }
         ks__streams_set_state(s, KS_STATE_PENDING_SHUTDOWN);
-        atomic_store(&s->stop, true);
         int64_t deadline = ks_now_ms() + timeout_ms;
-        bool late        = false;
+        atomic_store(&s->close_deadline, deadline);
+        atomic_store(&s->stop, true);
+        bool late = false;
         while (atomic_load(&s->running_threads) > 0) {
                 if (ks_now_ms() > deadline) {
                         late = true;

@@ -30,6 +30,9 @@ typedef struct ks_iq_s {
  */
 int ks__state_cleanup(const char *app_dir, int64_t delay_ms, int64_t now_ms);
 
+/** Deletes @p path and everything under it. @returns 0, or -1 (errno). */
+int ks__rmtree(const char *path);
+
 /** Creates @p path and its parents (mode 0755). */
 ks_err_t ks__mkdirs(const char *path);
 
@@ -48,6 +51,9 @@ struct ks_streams_s {
         ks_error_handler_fn *error_handler;
         void *error_opaque;
         atomic_bool stop;
+        /* ks_streams_close()'s deadline (ks_now_ms()), 0 while running:
+         * threads bound their flushes and sends by it. */
+        _Atomic int64_t close_deadline;
         atomic_int running_threads;
         ks_streams_metrics_t closed; /* metrics of tasks already closed */
         atomic_int state_seen;       /* s->state, readable without s->lock */
@@ -77,6 +83,8 @@ bool ks__stream_thread_assigned(const ks_stream_thread_t *t);
 /** Adds the thread's live counters to @p out. */
 void ks__stream_thread_metrics(ks_stream_thread_t *t,
                                ks_streams_metrics_t *out);
+/** Adds @p m to @p out: sums, and the larger maximum (metrics.c). */
+void ks__metrics_add(ks_streams_metrics_t *out, const ks_streams_metrics_t *m);
 /** Adds one task's counters to @p out. */
 void ks__metrics_add_task(ks_streams_metrics_t *out,
                           const ks_task_metrics_t *m);

@@ -186,6 +186,16 @@ static void queue_release_all(ks_task_t *task, ks_queue_t *q) {
         }
 }
 
+void ks__task_drop_buffered(ks_task_t *task) {
+        for (int i = 0; i < task->queue_cnt; i++) {
+                ks_queue_t *q = &task->queues[i];
+                queue_release_all(task, q);
+                q->head       = 0;
+                q->head_ready = false;
+                ks_arena_reset(q->arena);
+        }
+}
+
 void ks__task_destroy(ks_task_t *task) {
         if (!task)
                 return;
@@ -269,6 +279,9 @@ static ks_queue_t *queue_for(ks_task_t *task, const char *topic) {
         q->arena          = ks_arena_new(16384);
         q->source_node    = src;
         q->partition_time = -1;
+        q->consumed       = -1;
+        q->committed      = -1;
+        q->committed_time = -1;
         if (!q->topic || !q->arena) {
                 free(q->topic);
                 ks_arena_destroy(q->arena);
@@ -317,6 +330,7 @@ size_t ks__task_buffered_topic(const ks_task_t *task, const char *topic) {
 
 static void queue_pop(ks_task_t *task, ks_queue_t *q) {
         const ks_collector_t *c = task->collector;
+        q->consumed             = q->ring[q->head].offset + 1;
         if (c->release)
                 c->release(c->opaque, q->ring[q->head].handle);
         q->head = (q->head + 1) % q->cap;
@@ -561,6 +575,51 @@ int ks__task_process_one(ks_task_t *task, ks_error_t **errp) {
                 return -1;
         *errp = punctuate(task, KS_PUNCTUATE_STREAM_TIME, task->stream_time);
         return *errp ? -1 : 1;
+}
+
+ks_err_t ks__task_init_partition_time(ks_task_t *task,
+                                      const char *topic,
+                                      int64_t partition_time) {
+        ks_queue_t *q = queue_for(task, topic);
+        if (!q)
+                return source_for(task, topic) < 0 ? KS_ERR_NOT_FOUND
+                                                   : KS_ERR_NOMEM;
+        if (partition_time > q->partition_time)
+                q->partition_time = partition_time;
+        q->committed_time = q->partition_time;
+        if (partition_time > task->stream_time)
+                task->stream_time = partition_time;
+        return KS_OK;
+}
+
+int ks__task_offsets(const ks_task_t *task,
+                     ks_task_offset_t *out,
+                     int max,
+                     bool changed_only) {
+        int n = 0;
+        for (int i = 0; i < task->queue_cnt; i++) {
+                const ks_queue_t *q = &task->queues[i];
+                if (q->consumed < 0 ||
+                    (changed_only && q->consumed == q->committed &&
+                     q->partition_time == q->committed_time))
+                        continue;
+                if (n < max)
+                        out[n] = (ks_task_offset_t){q->topic, task->partition,
+                                                    q->consumed,
+                                                    q->partition_time};
+                n++;
+        }
+        return n;
+}
+
+void ks__task_offsets_committed(ks_task_t *task) {
+        for (int i = 0; i < task->queue_cnt; i++) {
+                ks_queue_t *q = &task->queues[i];
+                if (q->consumed < 0)
+                        continue;
+                q->committed      = q->consumed;
+                q->committed_time = q->partition_time;
+        }
 }
 
 void ks__changelog_topic_name(const char *application_id,

@@ -89,6 +89,9 @@ ks_error_t *ks__task_init(ks_task_t *task);
 /** Runs every processor's close(); releases buffered records. */
 void ks__task_destroy(ks_task_t *task);
 
+/** Releases every buffered record unprocessed: they will be fetched again
+ *  from the committed offsets (a suspended task). */
+void ks__task_drop_buffered(ks_task_t *task);
 /** True if one of the task's sources reads @p topic. */
 bool ks__task_reads(const ks_task_t *task, const char *topic);
 /** Buffers a record. Copies the struct; the bytes stay the feeder's until
@@ -110,6 +113,88 @@ int ks__task_process_one(ks_task_t *task, ks_error_t **errp);
 ks_error_t *ks__task_punctuate_wall(ks_task_t *task, int64_t now_ms);
 
 const ks_task_metrics_t *ks__task_metrics(const ks_task_t *task);
+
+/* ---- offsets and stream time -------------------------------------------- */
+
+/** One input partition's position: the next offset to commit (after the
+ *  last record taken from it) and its partition time (the largest
+ *  timestamp processed from it), which commits carry in their metadata. */
+typedef struct ks_task_offset_s {
+        const char *topic; /* borrowed from the task */
+        int32_t partition;
+        int64_t offset;
+        int64_t partition_time;
+} ks_task_offset_t;
+
+/**
+ * Fills @p out with up to @p max of the task's input partitions that have
+ * taken records, only those that moved since the last
+ * ks__task_offsets_committed() when @p changed_only.
+ * @returns how many there are (may exceed @p max).
+ */
+int ks__task_offsets(const ks_task_t *task,
+                     ks_task_offset_t *out,
+                     int max,
+                     bool changed_only);
+/** The offsets ks__task_offsets() gave were committed. */
+void ks__task_offsets_committed(ks_task_t *task);
+/**
+ * Restores an input partition's time from its last commit's metadata, so
+ * that windows closed before a restart stay closed: the task's stream time
+ * becomes the largest of its partitions' times. Call before the first
+ * record. KS_ERR_NOT_FOUND if no source of the task reads @p topic.
+ */
+ks_err_t ks__task_init_partition_time(ks_task_t *task,
+                                      const char *topic,
+                                      int64_t partition_time);
+
+/* ---- the commit protocol (commit.c) -------------------------------------- */
+
+/** What a feeder does for the Kafka steps of a commit. */
+typedef struct ks_commit_ops_s {
+        /** Waits until every record sent so far is acknowledged (NULL:
+         *  they always are). An error leaves the commit undone. */
+        ks_error_t *(*flush)(void *opaque);
+        /** Commits the input offsets, partition time in their metadata
+         *  (ks__offset_metadata_encode()). NULL: nothing to commit to. */
+        ks_error_t *(*commit_offsets)(void *opaque,
+                                      const ks_task_offset_t *offsets,
+                                      int cnt);
+        void *opaque;
+} ks_commit_ops_t;
+
+typedef enum ks_commit_step_e {
+        KS_COMMIT_OK,
+        KS_COMMIT_CACHES,  /**< a cache flush failed: the task fails */
+        KS_COMMIT_FLUSH,   /**< records not acknowledged: try again later */
+        KS_COMMIT_OFFSETS, /**< the offset commit failed (stores committed) */
+        KS_COMMIT_STORES,  /**< a store commit failed: fatal */
+} ks_commit_step_t;
+
+typedef struct ks_commit_result_s {
+        ks_commit_step_t failed_step;
+        int offsets; /* partitions whose offsets were committed */
+} ks_commit_result_t;
+
+/**
+ * Commits @p n tasks: flushes their record caches, flushes what was sent
+ * (ops->flush), commits their input offsets with partition times
+ * (ops->commit_offsets), then commits their stores with the checkpoints
+ * the acknowledgements gave. @p result (may be NULL) says which step
+ * failed. @returns NULL, or the error of the step that failed.
+ */
+ks_error_t *ks__commit(ks_task_t *const *tasks,
+                       int n,
+                       const ks_commit_ops_t *ops,
+                       ks_commit_result_t *result);
+
+/** Offset metadata carrying a partition time: "kstreams:1:pt=<ms>".
+ *  @returns snprintf()'s count. */
+int ks__offset_metadata_encode(int64_t partition_time,
+                               char *out,
+                               size_t out_size);
+/** The partition time in offset metadata, -1 if it has none. */
+int64_t ks__offset_metadata_decode(const void *metadata, size_t len);
 /* ---- state (task_state.c) ---------------------------------------------- */
 
 /** What the runtime needs to know of one of the task's stores. */

@@ -31,6 +31,11 @@ typedef struct ks_queue_s {
         const void *head_key, *head_value;
         int64_t head_ts;
         int64_t partition_time;
+        /* The next offset to commit: after the last record taken from the
+         * queue (processed, or handled by an error handler); -1: none. And
+         * what the last commit wrote for this partition. */
+        int64_t consumed;
+        int64_t committed, committed_time;
         ks_arena_t *arena;
 } ks_queue_t;
 

@@ -1,0 +1,219 @@
+/* A stream thread's parts, shared by the files that implement them:
+ *
+ *   stream_thread.c   the loop, the thread's clients, metrics
+ *   task_manager.c    the tasks' lifecycle: CREATED -> RESTORING -> RUNNING
+ *                     -> SUSPENDED -> CLOSED, driven from the loop
+ *   changelog_reader.c  restoration: one restore consumer for every
+ *                     restoring store, done by position
+ *   collector.c       the one producer path: knows internal topics
+ *   commit.c (task/)  the commit protocol, with this thread's Kafka steps
+ *
+ * The rebalance callbacks only record what changed (and commit before a
+ * revocation); the loop does the work, so a long restoration never holds
+ * up a poll. @locality stream thread, unless a function says otherwise. */
+#ifndef KS_RUNTIME_INT_H
+#define KS_RUNTIME_INT_H
+
+#include "record_cache.h"
+#include "streams_int.h"
+
+struct ks_state_env_s;
+
+typedef enum ks_task_state_e {
+        KS_TASK_CREATED,   /* stores open; not yet restoring */
+        KS_TASK_RESTORING, /* its changelogs are being replayed */
+        KS_TASK_RUNNING,   /* processing; its inputs flow */
+        KS_TASK_SUSPENDED, /* revoked after a commit; kept for reassignment */
+} ks_task_state_t;
+
+/* A task and what the thread knows of it. */
+typedef struct managed_task_s {
+        ks_task_t *task;
+        ks_task_state_t state;
+        int sub;
+        int32_t partition;
+        bool has_stores;
+        bool in_iq;    /* registered with interactive queries */
+        bool assigned; /* in the current assignment (set while handling) */
+} managed_task_t;
+
+/* One partition of the group consumer's assignment. */
+typedef struct assigned_s {
+        char *topic;
+        int32_t partition;
+        bool repartition; /* one of the application's repartition topics */
+        bool paused;      /* backpressure: its task's buffer is full */
+        bool held;        /* paused until its task is RUNNING */
+        bool handled;     /* its task exists (the loop has seen it) */
+        ks_task_t *task;
+        int64_t committed_time; /* partition time of its last commit; -1 */
+        int64_t committed;      /* its last committed offset; -1 */
+        int64_t purged;         /* repartition: records deleted up to here */
+} assigned_t;
+
+/* A changelog partition being replayed into one store of a task. */
+typedef struct restoring_s {
+        managed_task_t *mt;
+        int store;
+        char *changelog;
+        int32_t partition;
+        int64_t end;      /* the changelog's end when restoration began */
+        int64_t position; /* next offset to read */
+        int64_t since_commit;
+        bool done;
+} restoring_t;
+
+typedef struct ks_changelog_reader_s {
+        rd_kafka_t *consumer; /* no group: manual assignment */
+        restoring_t *parts;
+        int cnt, cap;
+        bool reassign; /* the set changed: assign it again */
+        int64_t started, last_log, restored;
+        int64_t batch_records; /* per LMDB transaction */
+} ks_changelog_reader_t;
+
+typedef struct ks_record_collector_s {
+        ks_stream_thread_t *t;
+        rd_kafka_t *producer;
+        ks_collector_t iface; /* what tasks call */
+        char *app_prefix;     /* "<application.id>-" */
+        ks_handler_t prod_handler;
+        const char *dlq_topic;
+        /* The opaque of an internal record with no checkpoint to move (a
+         * repartition record): its delivery failure fails the task. */
+        int64_t internal_marker;
+        /* An internal record could not be delivered, but may be if tried
+         * again: the thread's tasks are closed without committing and
+         * recreated from their checkpoints. */
+        ks_error_t *task_error;
+        /* The thread fails: a user record under the "fail" handler, or an
+         * internal record that can never be delivered. */
+        ks_error_t *fatal;
+        uint64_t delivery_failed, dead_lettered;
+        ks_rate_limit_t rl;
+        bool purging; /* our own purge: its failed deliveries are expected */
+} ks_record_collector_t;
+
+struct ks_stream_thread_s {
+        ks_streams_t *s;
+        char app_state_dir[1024]; /* <state.dir>/<application.id> */
+        int64_t last_cleanup;
+        int index;
+        pthread_t tid;
+        bool started, joined;
+        rd_kafka_t *consumer, *producer;
+        rd_kafka_queue_t *queue;
+        managed_task_t **tasks;
+        int task_cnt;
+        ks_task_t **running; /* ks__tm_running()'s array */
+        int running_cap;
+        assigned_t *assigned;
+        int assigned_cnt;
+        bool assignment_pending; /* partitions the loop has not handled */
+        bool in_group;           /* assigned (perhaps nothing) by the group */
+        atomic_bool has_assignment;
+        ks_record_collector_t collector;
+        ks_changelog_reader_t reader;
+        int batch_size;
+        int64_t commit_interval, last_commit;
+        int64_t poll_ms;
+        size_t max_buffered;
+        ks_error_t *fatal; /* the thread fails with it */
+        ks_rate_limit_t rl_consume, rl_commit;
+        ks_streams_metrics_t own;    /* commits, rebalances, ... */
+        ks_streams_metrics_t closed; /* of tasks already closed */
+        pthread_mutex_t mlock;
+        ks_streams_metrics_t published;
+        /* Repartition records already committed are deleted
+         * (DeleteRecords) at most every purge_interval ms; the results
+         * come back on purge_q. */
+        int64_t purge_interval, last_purge;
+        rd_kafka_queue_t *purge_q;
+        /* The record caches of all its tasks share this thread's part of
+         * statestore.cache.max.bytes, as Kafka Streams' ThreadCache. */
+        ks_cache_budget_t cache_budget;
+};
+
+/** Milliseconds left before ks_streams_close()'s deadline, capped at
+ *  @p cap; @p cap when the instance is not closing. */
+int ks__thread_time_left(const ks_stream_thread_t *t, int cap);
+assigned_t *ks__thread_find_assigned(ks_stream_thread_t *t,
+                                     const char *topic,
+                                     int32_t partition);
+/** Pauses or resumes one assigned partition on the group consumer. */
+void ks__thread_pause(ks_stream_thread_t *t, assigned_t *a, bool pause);
+/** Sets t->fatal (the first error wins; takes ownership of @p err). */
+void ks__thread_fail(ks_stream_thread_t *t, ks_error_t *err);
+/** The commit protocol for the thread's running tasks. @returns true if
+ *  everything committed. */
+bool ks__thread_commit(ks_stream_thread_t *t);
+
+/* ---- collector.c ---------------------------------------------------------
+ */
+
+ks_error_t *ks__collector_init(ks_record_collector_t *c, ks_stream_thread_t *t);
+void ks__collector_fini(ks_record_collector_t *c);
+/** librdkafka's delivery report callback for the thread's producer. */
+void ks__collector_dr_cb(rd_kafka_t *rk,
+                         const rd_kafka_message_t *m,
+                         void *opaque);
+/** Waits for every record sent to be acknowledged, at most @p timeout_ms.
+ *  @returns NULL, or why the commit must not go on. */
+ks_error_t *ks__collector_flush(ks_record_collector_t *c, int timeout_ms);
+/** Drops every record not yet delivered (a dirty close). */
+void ks__collector_purge(ks_record_collector_t *c);
+
+/* ---- changelog_reader.c ------------------------------------------------- */
+
+typedef enum ks_restore_add_e {
+        KS_RESTORE_ADDED,      /* restoring: wait for it to finish */
+        KS_RESTORE_UP_TO_DATE, /* nothing to replay */
+        KS_RESTORE_CORRUPT,    /* a checkpoint past the changelog's end */
+        KS_RESTORE_ADD_FAILED, /* *errp set */
+} ks_restore_add_t;
+
+ks_error_t *ks__reader_init(ks_changelog_reader_t *r, ks_stream_thread_t *t);
+void ks__reader_fini(ks_changelog_reader_t *r);
+/** Registers every store of @p mt with the reader. */
+ks_restore_add_t ks__reader_add(ks_stream_thread_t *t,
+                                managed_task_t *mt,
+                                ks_error_t **errp);
+/** Forgets @p mt's partitions (its task closes). */
+void ks__reader_remove(ks_stream_thread_t *t, managed_task_t *mt);
+/** True while any store is restoring. */
+bool ks__reader_active(const ks_changelog_reader_t *r);
+/** Applies up to one batch of changelog records, waiting at most
+ *  @p timeout_ms for them, and marks the tasks whose stores are all
+ *  restored (ks__reader_task_done()). */
+ks_error_t *ks__reader_step(ks_stream_thread_t *t, int timeout_ms);
+/** True if every store of @p mt is restored (then forgets them). */
+bool ks__reader_task_done(ks_stream_thread_t *t, managed_task_t *mt);
+/** Changelog records still to replay, over every restoring store. */
+int64_t ks__reader_remaining(const ks_changelog_reader_t *r);
+
+/* ---- task_manager.c ---------------------------------------------------- */
+
+/** The assignment callback's part: records the new partitions, assigns
+ *  them and pauses them until their tasks run. @locality rebalance cb */
+ks_error_t *ks__tm_on_assigned(ks_stream_thread_t *t,
+                               const rd_kafka_topic_partition_list_t *parts);
+/** The revocation callback's part: commits (unless the thread failed),
+ *  then suspends the running tasks, or closes them all if the commit did
+ *  not go through. @locality rebalance cb */
+void ks__tm_on_revoked(ks_stream_thread_t *t);
+/** Creates the tasks of newly assigned partitions, closes suspended tasks
+ *  that were not assigned again, and starts restorations. */
+ks_error_t *ks__tm_handle_assignment(ks_stream_thread_t *t);
+/** Moves restored tasks to RUNNING. */
+ks_error_t *ks__tm_finish_restoration(ks_stream_thread_t *t);
+/** Closes every task and forgets the assignment; @p clean: after a
+ *  successful commit (else their uncommitted state is dropped). */
+void ks__tm_close_all(ks_stream_thread_t *t, bool clean);
+/** An internal record was lost: closes every task without committing,
+ *  rewinds the consumer to the committed offsets and recreates the tasks
+ *  from their checkpoints. */
+ks_error_t *ks__tm_recover_corrupted(ks_stream_thread_t *t);
+/** The running tasks (borrowed array, valid until the next call). */
+int ks__tm_running(ks_stream_thread_t *t, ks_task_t ***out);
+
+#endif
