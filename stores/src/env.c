@@ -863,6 +863,13 @@ static ks_error_t *share_existing(ks_state_env_t *env) {
 ks_error_t *ks_state_env_open(const char *dir,
                               size_t map_size,
                               ks_state_env_t **envp) {
+        return ks_state_env_open_flags(dir, map_size, 0, envp);
+}
+
+ks_error_t *ks_state_env_open_flags(const char *dir,
+                                    size_t map_size,
+                                    int flags,
+                                    ks_state_env_t **envp) {
         ks_error_t *err = NULL;
         int rc, slot;
         *envp = NULL;
@@ -894,7 +901,11 @@ ks_error_t *ks_state_env_open(const char *dir,
         if ((rc = mdb_env_set_maxdbs(env->mdb, MAX_DBS)) ||
             (rc = mdb_env_set_mapsize(
                      env->mdb, map_size ? map_size : DEFAULT_MAP_SIZE)) ||
-            (rc = mdb_env_open(env->mdb, dir, MDB_NOTLS, 0644))) {
+            (rc = mdb_env_open(
+                     env->mdb, dir,
+                     MDB_NOTLS |
+                             (flags & KS_STATE_ENV_NO_SYNC ? MDB_NOSYNC : 0),
+                     0644))) {
                 err = ks__lmdb_error(rc, "cannot open the environment in %s",
                                      dir);
                 goto out_free;

@@ -32,6 +32,12 @@ struct ks_test_driver_s {
          * thread's do; flushed after every record unless manual_commit. */
         ks_cache_budget_t cache_budget;
         bool manual_commit;
+        /* Stores: LMDB environments under state_dir (a temporary directory
+         * removed with the driver), as the runtime's, unless
+         * memory_stores. */
+        bool memory_stores;
+        char *state_dir;
+        uint64_t commits;
 };
 
 drv_topic_t *ks__drv_topic(const ks_test_driver_t *drv, const char *name);

@@ -49,6 +49,15 @@ typedef struct ks_state_snapshot_s ks_state_snapshot_t;
 KS_EXPORT ks_error_t *ks_state_env_open(const char *dir,
                                         size_t map_size,
                                         ks_state_env_t **envp);
+/** ks_state_env_open() flag: commits are not flushed to disk (LMDB's
+ *  MDB_NOSYNC). A crash of the machine, not of the process, can lose the
+ *  last commits: for throwaway state such as the test driver's. */
+#define KS_STATE_ENV_NO_SYNC 0x1
+/** ks_state_env_open() with KS_STATE_ENV_* @p flags. */
+KS_EXPORT ks_error_t *ks_state_env_open_flags(const char *dir,
+                                              size_t map_size,
+                                              int flags,
+                                              ks_state_env_t **envp);
 /** Aborts an uncommitted transaction, closes the stores, releases the lock. */
 KS_EXPORT void ks_state_env_close(ks_state_env_t *env);
 /** Makes every write since the last commit durable, with the checkpoints. */

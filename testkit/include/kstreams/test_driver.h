@@ -101,6 +101,16 @@ KS_EXPORT ks_error_t *ks_test_driver_pipe_str(ks_test_driver_t *drv,
  */
 KS_EXPORT void ks_test_driver_set_manual_commit(ks_test_driver_t *drv,
                                                 bool manual);
+/**
+ * As the runtime, the driver keeps stores in LMDB, one environment per task
+ * in a temporary directory (under $TMPDIR, else /tmp) that it removes when
+ * destroyed, and commits them with the runtime's commit protocol, so tests
+ * run the checkpoint and commit code production runs. With @p memory true
+ * its stores are in memory instead (faster, nothing on disk). Call before
+ * the first pipe: KS_ERR_STATE after.
+ */
+KS_EXPORT ks_err_t ks_test_driver_use_memory_stores(ks_test_driver_t *drv,
+                                                    bool memory);
 /** Commits: flushes every record cache, processes what that sent to
  *  internal topics, and so on until nothing is left. @returns NULL, or the
  *  error a flush failed with (a changelog failure, or a downstream one
@@ -135,7 +145,7 @@ KS_EXPORT int32_t ks_test_driver_partitions(const ks_test_driver_t *drv,
  * given to the record caches, and those sent on; they differ by updates
  * collapsed between commits, deletions of keys created since the last
  * commit, and flushes that failed),
- * "tasks".
+ * "tasks", "commits" (runs of the commit protocol).
  * @returns the sum, or UINT64_MAX for an unknown name.
  */
 KS_EXPORT uint64_t ks_test_driver_metric(const ks_test_driver_t *drv,
