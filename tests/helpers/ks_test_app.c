@@ -44,6 +44,22 @@ static bool has_user(const void *k, const void *v, void *o) {
         return json_is_string(json_object_get(v, "user"));
 }
 
+/* "<key>@<window start>" -> "<count>", for the window-final mode. */
+static ks_kv_t window_text(ks_arena_t *a,
+                           const void *k,
+                           const void *v,
+                           void *o) {
+        (void)o;
+        const ks_windowed_key_t *wk = k;
+        char *key = ks_arena_alloc(a, 64), *val = ks_arena_alloc(a, 32);
+        if (!key || !val)
+                return (ks_kv_t){NULL, NULL};
+        snprintf(key, 64, "%s@%lld", (const char *)wk->key,
+                 (long long)wk->start);
+        snprintf(val, 32, "%lld", v ? (long long)*(const int64_t *)v : -1LL);
+        return (ks_kv_t){key, val};
+}
+
 static void on_state(ks_streams_t *s, ks_state_t n, ks_state_t o, void *op) {
         (void)s, (void)op;
         fprintf(stderr, "ks_test_app: state %s -> %s\n", ks_state_name(o),
@@ -55,7 +71,7 @@ int main(int argc, char **argv) {
                    *input2 = NULL, *output = NULL, *mode = "filter",
                    *dlq = NULL, *threads = "1", *commit_ms = "200",
                    *state_dir = "/tmp/kstreams", *buffered = "10000",
-                   *purge_ms              = "30000";
+                   *purge_ms = "30000", *cache_bytes = NULL;
         static const struct option opts[] = {
                 {"bootstrap", 1, NULL, 'b'}, {"app-id", 1, NULL, 'a'},
                 {"input", 1, NULL, 'i'},     {"input2", 1, NULL, 'j'},
@@ -63,7 +79,8 @@ int main(int argc, char **argv) {
                 {"dlq", 1, NULL, 'd'},       {"threads", 1, NULL, 't'},
                 {"commit-ms", 1, NULL, 'c'}, {"help", 0, NULL, 'h'},
                 {"state-dir", 1, NULL, 's'}, {"buffered", 1, NULL, 'p'},
-                {"purge-ms", 1, NULL, 'g'},  {NULL, 0, NULL, 0}};
+                {"purge-ms", 1, NULL, 'g'},  {"cache-bytes", 1, NULL, 'x'},
+                {NULL, 0, NULL, 0}};
         int c;
         while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
                 switch (c) {
@@ -103,15 +120,18 @@ int main(int argc, char **argv) {
                 case 'g':
                         purge_ms = optarg;
                         break;
+                case 'x':
+                        cache_bytes = optarg;
+                        break;
                 default:
                         fprintf(stderr,
                                 "usage: ks_test_app --bootstrap B --app-id A "
                                 "--input T --output O [--mode "
                                 "filter|repartition|repartition-count|count|"
-                                "merge --input2 "
+                                "window-final|merge --input2 "
                                 "T2] [--dlq T] [--threads N] [--commit-ms "
                                 "N] [--state-dir D] [--buffered N] "
-                                "[--purge-ms N]\n");
+                                "[--purge-ms N] [--cache-bytes N]\n");
                         return c == 'h' ? 0 : 2;
                 }
         }
@@ -159,6 +179,25 @@ int main(int argc, char **argv) {
                 ks_table_t *t = ks_grouped_count(
                         ks_stream_group_by_key(in, NULL, NULL), "counts");
                 ks_stream_to(ks_table_to_stream(t, NULL), output, NULL, NULL);
+        } else if (!strcmp(mode, "window-final")) {
+                /* Counts per key in 10 s tumbling windows of the values'
+                 * "ts" (no grace), each window's final count once, as
+                 * "<key>@<start>" -> "<count>". */
+                ks_stream_t *timed = ks_stream_with_timestamps(
+                        in, ks_timestamp_extractor_json_field("ts", err,
+                                                              sizeof(err)));
+                ks_table_t *t = ks_windowed_count(
+                        ks_grouped_windowed_by(
+                                ks_stream_group_by_key(timed, NULL, NULL),
+                                ks_tumbling_window(10000, 0)),
+                        "window-counts");
+                ks_stream_t *finals = ks_table_to_stream(
+                        ks_table_suppress(t, KS_SUPPRESS_UNTIL_WINDOW_CLOSES, 0,
+                                          "finals"),
+                        NULL);
+                ks_stream_to(
+                        ks_stream_map(finals, "as-text", window_text, NULL),
+                        output, ks_serde_string(), ks_serde_string());
         } else if (!strcmp(mode, "merge") && input2) {
                 ks_stream_t *in2 = ks_builder_stream(
                         b, input2, ks_serde_string(), ks_serde_json());
@@ -188,6 +227,8 @@ int main(int argc, char **argv) {
                         sizeof(err)) ||
             ks_conf_set(conf, "repartition.purge.interval.ms", purge_ms, err,
                         sizeof(err)) ||
+            (cache_bytes && ks_conf_set(conf, "statestore.cache.max.bytes",
+                                        cache_bytes, err, sizeof(err))) ||
             (dlq &&
              (ks_conf_set(conf, "errors.dead.letter.queue.topic.name", dlq, err,
                           sizeof(err)) ||
@@ -228,12 +269,14 @@ int main(int argc, char **argv) {
         fprintf(stderr,
                 "ks_test_app: exit: processed=%llu produced=%llu "
                 "dead_lettered=%llu commits=%llu rebalances=%llu "
-                "restored=%llu\n",
+                "restored=%llu late=%llu undone=%llu\n",
                 (unsigned long long)m.records_processed,
                 (unsigned long long)m.records_produced,
                 (unsigned long long)m.dead_lettered,
                 (unsigned long long)m.commits, (unsigned long long)m.rebalances,
-                (unsigned long long)m.records_restored);
+                (unsigned long long)m.records_restored,
+                (unsigned long long)m.dropped_late,
+                (unsigned long long)m.changelog_records_undone);
         ks_streams_destroy(s);
         ks_topology_destroy(topo);
         return rc;

@@ -1,8 +1,13 @@
 /* Stateful processing on the real broker: a count per key survives a
- * SIGKILL (the store restores from its LMDB checkpoint plus the changelog's
- * tail) and a second instance taking tasks over (their stores rebuilt from
- * the changelog on the new owner), with exact final counts. */
+ * SIGKILL in the middle of processing (the store restores from its LMDB
+ * checkpoint plus the changelog's committed tail, and what the killed run
+ * wrote after its last commit is undone) with exact final counts; a window
+ * closed before a SIGKILL stays closed after it; a second instance taking
+ * tasks over rebuilds their stores from the changelog. */
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,13 +27,34 @@ static void setup(void) {
         bootstrap = ks_test_require_service("KS_BOOTSTRAP");
 }
 
-static pid_t start(const char *state_dir) {
+static pid_t start_cached(const char *state_dir, const char *cache_bytes) {
         const char *args[] = {"--bootstrap", bootstrap,     "--app-id",
                               app_id,        "--input",     in,
                               "--output",    out,           "--mode",
                               "count",       "--state-dir", state_dir,
-                              "--commit-ms", "200",         NULL};
+                              "--commit-ms", "200",         "--cache-bytes",
+                              cache_bytes,   NULL};
         return kt_spawn_app(log_path, args);
+}
+
+static pid_t start(const char *state_dir) {
+        return start_cached(state_dir, "10485760");
+}
+
+/* The value of "<name>=" in the last exit line an instance printed. */
+static long last_in_log(const char *name) {
+        FILE *f = fopen(log_path, "r");
+        char line[1024], pat[64];
+        long val = -1;
+        snprintf(pat, sizeof(pat), " %s=", name);
+        while (f && fgets(line, sizeof(line), f)) {
+                char *p = strstr(line, pat);
+                if (p)
+                        val = atol(p + strlen(pat));
+        }
+        if (f)
+                fclose(f);
+        return val;
 }
 
 /* Waits (90 s at most) until the latest count of every key is @p want,
@@ -72,36 +98,149 @@ static void names(const char *prefix) {
         kt_create_topic(bootstrap, out, 4);
 }
 
-START_TEST(sigkill_then_restart_restores_from_checkpoint_and_tail) {
+/* Produces records from..from+n in chunks of 200, 20 ms apart, counting
+ * progress in *done: about 5 s for 20000. */
+typedef struct feeder_s {
+        int from, n;
+        atomic_int done;
+} feeder_t;
+
+static void *feed(void *arg) {
+        feeder_t *f = arg;
+        for (int i = 0; i < f->n; i += 200) {
+                int chunk = f->n - i < 200 ? f->n - i : 200;
+                kt_produce(bootstrap, in, f->from + i, chunk, "k", KEYS,
+                           "{\"id\":%d}");
+                atomic_store(&f->done, i + chunk);
+                usleep(20 * 1000);
+        }
+        return NULL;
+}
+
+/* Records in the topic's partitions (the sum of their high watermarks). */
+static int64_t topic_records(const char *topic) {
+        char err[256];
+        rd_kafka_conf_t *c = rd_kafka_conf_new();
+        rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, err, sizeof(err));
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
+        int64_t sum    = 0;
+        for (int32_t p = 0; p < 4; p++) {
+                int64_t lo, hi;
+                if (!rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi,
+                                                      5000))
+                        sum += hi;
+        }
+        rd_kafka_destroy(rk);
+        return sum;
+}
+
+START_TEST(sigkill_in_flight_loses_nothing_and_counts_exactly) {
         if (!bootstrap)
                 return;
         names("state-kill");
         char dir[] = "/tmp/ks-state-XXXXXX";
         ck_assert_ptr_nonnull(mkdtemp(dir));
-        kt_produce(bootstrap, in, 0, 4000, "k", KEYS, "{\"id\":%d}");
-        pid_t a = start(dir);
-        /* 80 updates per key, collapsed by the record cache: the 4000
-         * records were there before the start, so few commits saw them. */
-        size_t updates = expect_counts(80);
-        fprintf(stderr, "4000 records became %zu count updates\n", updates);
-        ck_assert_uint_lt(updates, 2000);
-        sleep(2); /* a commit (every 200 ms) covers everything */
+        enum { TOTAL = 20000 };
+        /* No record cache: every update goes to the changelog as it is
+         * made, so the kill leaves changelog records no commit covers. */
+        pid_t a    = start_cached(dir, "0");
+        feeder_t f = {0, TOTAL, 0};
+        pthread_t feeder;
+        ck_assert_int_eq(pthread_create(&feeder, NULL, feed, &f), 0);
+        /* SIGKILL while records are produced, processed and cached, some
+         * changelogged and not committed: once output flows, with most of
+         * the input still to come. */
+        while (atomic_load(&f.done) < TOTAL / 5 || topic_records(out) == 0)
+                usleep(50 * 1000);
+        int at = atomic_load(&f.done);
         kt_stop(a, SIGKILL, 1000);
-
-        a = start(dir);
-        kt_produce(bootstrap, in, 4000, 2000, "k", KEYS, "{\"id\":%d}");
-        /* No update lost: 120 per key, counting on from the restored 80. */
-        expect_counts(120);
+        ck_assert_msg(at < TOTAL * 4 / 5,
+                      "the kill came after %d of %d records: not in flight", at,
+                      TOTAL);
+        fprintf(stderr, "SIGKILL after %d of %d records were produced\n", at,
+                TOTAL);
+        a = start_cached(dir, "0");
+        pthread_join(feeder, NULL);
+        /* Every record counted once in the state: replayed input is not
+         * counted on top of changelog records of the run that crashed. */
+        expect_counts(TOTAL / KEYS);
         int st = kt_stop(a, SIGTERM, 30000);
         ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-        /* The LMDB checkpoint was current: restoration replayed only the
-         * changelog's tail. */
-        long restored = restored_in_log(0);
+        long restored = restored_in_log(0), undone = last_in_log("undone");
         fprintf(stderr,
-                "restart after SIGKILL replayed %ld changelog records\n",
-                restored);
+                "restart after SIGKILL replayed %ld changelog records and "
+                "undid %ld written after the last commit\n",
+                restored, undone);
+        ck_assert_int_gt(undone, 0); /* the kill was in flight */
+        /* The LMDB checkpoint was recent: only the tail was replayed. */
         ck_assert_int_ge(restored, 0);
-        ck_assert_int_lt(restored, 400);
+        ck_assert_int_lt(restored, TOTAL / 4);
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+/* Output records of the window-final mode: "<key>@<start>" -> count. */
+static int finals_of(const kt_record_t *recs,
+                     size_t n,
+                     const char *key,
+                     const char **value) {
+        int seen = 0;
+        for (size_t i = 0; i < n; i++)
+                if (recs[i].key && !strcmp(recs[i].key, key)) {
+                        seen++;
+                        *value = recs[i].value;
+                }
+        return seen;
+}
+
+START_TEST(a_window_closed_before_a_sigkill_stays_closed) {
+        if (!bootstrap)
+                return;
+        names("state-late");
+        char dir[] = "/tmp/ks-state-XXXXXX";
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        const char *args[] = {"--bootstrap",  bootstrap,     "--app-id",
+                              app_id,         "--input",     in,
+                              "--output",     out,           "--mode",
+                              "window-final", "--state-dir", dir,
+                              "--commit-ms",  "200",         NULL};
+        pid_t a            = kt_spawn_app(log_path, args);
+        /* Window [0, 10 s) gets 2 records; one at 15 s closes it. */
+        kt_produce_raw(bootstrap, in, "k", "{\"ts\":1000}", 11);
+        kt_produce_raw(bootstrap, in, "k", "{\"ts\":2000}", 11);
+        kt_produce_raw(bootstrap, in, "k", "{\"ts\":15000}", 12);
+        kt_record_t *recs;
+        size_t n = kt_consume_all(bootstrap, out, 1, 60000, &recs);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_str_eq(recs[0].key, "k@0");
+        ck_assert_str_eq(recs[0].value, "2");
+        kt_records_free(recs, n);
+        /* Killed once that is committed (every 200 ms): what is checked is
+         * the stream time a restart reads back from the commit. */
+        sleep(1);
+        kt_stop(a, SIGKILL, 1000);
+
+        a = kt_spawn_app(log_path, args);
+        /* Late for the closed window: dropped, not a second "final". */
+        kt_produce_raw(bootstrap, in, "k", "{\"ts\":3000}", 11);
+        /* Closes [10 s, 20 s) and everything before it. */
+        kt_produce_raw(bootstrap, in, "k", "{\"ts\":40000}", 12);
+        n = kt_consume_all(bootstrap, out, 2, 60000, &recs);
+        kt_records_free(recs, n);
+        sleep(2); /* time for a wrong extra result to arrive */
+        n             = kt_consume_all(bootstrap, out, 3, 3000, &recs);
+        const char *v = NULL;
+        ck_assert_int_eq(finals_of(recs, n, "k@0", &v), 1);
+        ck_assert_str_eq(v, "2");
+        ck_assert_int_eq(finals_of(recs, n, "k@10000", &v), 1);
+        ck_assert_str_eq(v, "1");
+        ck_assert_uint_eq(n, 2);
+        kt_records_free(recs, n);
+        int st = kt_stop(a, SIGTERM, 30000);
+        ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        ck_assert_int_eq(last_in_log("late"), 1);
         char cmd[300];
         snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
         ck_assert_int_eq(system(cmd), 0);
@@ -144,8 +283,8 @@ Suite *ks_test_suite(void) {
         TCase *tc = tcase_create("state");
         tcase_add_checked_fixture(tc, setup, NULL);
         tcase_set_timeout(tc, 280);
-        tcase_add_test(tc,
-                       sigkill_then_restart_restores_from_checkpoint_and_tail);
+        tcase_add_test(tc, sigkill_in_flight_loses_nothing_and_counts_exactly);
+        tcase_add_test(tc, a_window_closed_before_a_sigkill_stays_closed);
         tcase_add_test(
                 tc, a_second_instance_rebuilds_moved_stores_from_the_changelog);
         suite_add_tcase(s, tc);

@@ -117,6 +117,11 @@ typedef struct ks_streams_metrics_s {
          *  checkpoints because an internal (changelog or repartition)
          *  record could not be delivered. */
         uint64_t tasks_corrupted;
+        /** Changelog records found after the last commit when restoring (a
+         *  run crashed before committing them, and its input is processed
+         *  again): written back with the committed values, so that
+         *  at-least-once state is exact through crashes. */
+        uint64_t changelog_records_undone;
 } ks_streams_metrics_t;
 
 /** Fills @p out. Safe to call from any thread at any time. */

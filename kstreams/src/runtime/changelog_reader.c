@@ -129,21 +129,31 @@ ks_restore_add_t ks__reader_add(ks_stream_thread_t *t,
                         ks__reader_remove(t, mt);
                         return KS_RESTORE_ADD_FAILED;
                 }
-                if (info.checkpoint > hi) {
+                if (info.checkpoint > hi || info.committed > hi) {
                         ks__log(KS_LOG_WARNING,
                                 "task %s: store %s has checkpoint %" PRId64
-                                " but its changelog %s[%" PRId32
+                                " (last commit at %" PRId64
+                                ") but its changelog %s[%" PRId32
                                 "] ends at %" PRId64
                                 " (truncated or recreated): the store is "
                                 "wiped and rebuilt from the changelog",
                                 ks__task_id(mt->task), info.name,
-                                info.checkpoint, info.changelog, p, hi);
+                                info.checkpoint, info.committed, info.changelog,
+                                p, hi);
                         ks__reader_remove(t, mt);
                         return KS_RESTORE_CORRUPT;
                 }
                 int64_t from = info.checkpoint >= lo ? info.checkpoint : lo;
                 if (from >= hi)
                         continue; /* up to date */
+                /* What the last commit covered: what its metadata says,
+                 * or the checkpoint if a later commit moved only that (no
+                 * input offset moved). Unknown: everything. */
+                int64_t apply_end = hi;
+                if (info.committed >= 0)
+                        apply_end = info.committed > info.checkpoint
+                                            ? info.committed
+                                            : info.checkpoint;
                 restoring_t *rp = part_add(r);
                 char *name      = strdup(info.changelog);
                 if (!rp || !name) {
@@ -159,14 +169,16 @@ ks_restore_add_t ks__reader_add(ks_stream_thread_t *t,
                                     .changelog = name,
                                     .partition = p,
                                     .end       = hi,
+                                    .apply_end = apply_end,
                                     .position  = from};
                 added++;
                 ks__log(KS_LOG_INFO,
                         "task %s: restoring store %s from %s[%" PRId32
                         "], offsets %" PRId64 "..%" PRId64
-                        " (checkpoint %" PRId64 ")",
+                        " (checkpoint %" PRId64 ", committed up to %" PRId64
+                        ")",
                         ks__task_id(mt->task), info.name, info.changelog, p,
-                        from, hi, info.checkpoint);
+                        from, hi, info.checkpoint, apply_end);
         }
         if (!added)
                 return KS_RESTORE_UP_TO_DATE;
@@ -235,12 +247,24 @@ static ks_error_t *reassign(ks_changelog_reader_t *r) {
 /* The store's position is the end: commit it with that checkpoint. */
 static ks_error_t *finish(ks_stream_thread_t *t, restoring_t *rp) {
         rp->done = true;
-        ks_error_t *err =
-                ks__task_restore_commit(rp->mt->task, rp->store, rp->end);
+        /* Undone records leave the store at apply_end: a restart before
+         * the next commit undoes them again (their undoing may not have
+         * reached the broker). */
+        int64_t at      = rp->apply_end < rp->end ? rp->apply_end : rp->end;
+        ks_error_t *err = ks__task_restore_commit(rp->mt->task, rp->store, at);
         ks_task_store_info_t info;
         ks__task_store_info(rp->mt->task, rp->store, &info);
+        if (rp->apply_end < rp->end)
+                ks__log(KS_LOG_WARNING,
+                        "task %s: store %s: changelog records %" PRId64
+                        "..%" PRId64
+                        " were written after the last commit by a run that "
+                        "did not commit them; their keys were written back "
+                        "with the store's committed values",
+                        ks__task_id(rp->mt->task), info.name, rp->apply_end,
+                        rp->end);
         ks__log(KS_LOG_INFO, "task %s: restored store %s up to offset %" PRId64,
-                ks__task_id(rp->mt->task), info.name, rp->end);
+                ks__task_id(rp->mt->task), info.name, at);
         t->reader.reassign = true;
         return err;
 }
@@ -290,7 +314,7 @@ static ks_error_t *apply(ks_stream_thread_t *t, rd_kafka_message_t *m) {
         ks_error_t *err = NULL;
         /* Records past the end taken at the start are left for the task's
          * own changes: none should exist, as only this task writes it. */
-        if (m->offset < rp->end) {
+        if (m->offset < rp->apply_end) {
                 err = ks__task_restore_put(rp->mt->task, rp->store,
                                            (ks_bytes_t){m->key, m->key_len},
                                            (ks_bytes_t){m->payload, m->len});
@@ -301,6 +325,14 @@ static ks_error_t *apply(ks_stream_thread_t *t, rd_kafka_message_t *m) {
                         err = ks__task_restore_commit(rp->mt->task, rp->store,
                                                       m->offset + 1);
                 }
+        } else if (m->offset < rp->end) {
+                rd_kafka_timestamp_type_t tstype;
+                err = ks__task_compensate(
+                        rp->mt->task, rp->store,
+                        (ks_bytes_t){m->key, m->key_len},
+                        rd_kafka_message_timestamp(m, &tstype));
+                r->undone++;
+                t->own.changelog_records_undone++;
         }
         rp->position = m->offset + 1;
         if (!err && rp->position >= rp->end)

@@ -48,6 +48,9 @@ typedef struct assigned_s {
         ks_task_t *task;
         int64_t committed_time; /* partition time of its last commit; -1 */
         int64_t committed;      /* its last committed offset; -1 */
+        /* The changelog positions its last commit's metadata recorded. */
+        int64_t positions[KS_METADATA_MAX_STORES];
+        int position_cnt;
         int64_t purged;         /* repartition: records deleted up to here */
 } assigned_t;
 
@@ -58,6 +61,10 @@ typedef struct restoring_s {
         char *changelog;
         int32_t partition;
         int64_t end;      /* the changelog's end when restoration began */
+        /* Records before apply_end were committed and are applied; those
+         * after it were written by a run that crashed before committing
+         * (its input is processed again) and are undone instead. */
+        int64_t apply_end;
         int64_t position; /* next offset to read */
         int64_t since_commit;
         bool done;
@@ -68,7 +75,7 @@ typedef struct ks_changelog_reader_s {
         restoring_t *parts;
         int cnt, cap;
         bool reassign; /* the set changed: assign it again */
-        int64_t started, last_log, restored;
+        int64_t started, last_log, restored, undone;
         int64_t batch_records; /* per LMDB transaction */
 } ks_changelog_reader_t;
 

@@ -140,9 +140,14 @@ static ks_error_t *commit_offsets_op(void *opaque,
         rd_kafka_topic_partition_list_t *l =
                 rd_kafka_topic_partition_list_new(cnt);
         for (int i = 0; i < cnt; i++) {
-                char md[64];
-                int len = ks__offset_metadata_encode(offsets[i].partition_time,
+                char md[1024];
+                int len = ks__offset_metadata_encode(offsets[i].task,
+                                                     offsets[i].partition_time,
                                                      md, sizeof(md));
+                if (len < 0 || (size_t)len >= sizeof(md))
+                        len = ks__offset_metadata_encode(
+                                NULL, offsets[i].partition_time, md,
+                                sizeof(md));
                 rd_kafka_topic_partition_t *p =
                         rd_kafka_topic_partition_list_add(l, offsets[i].topic,
                                                           offsets[i].partition);
@@ -194,8 +199,8 @@ bool ks__thread_commit(ks_stream_thread_t *t) {
          * recreated); records not yet acknowledged or a refused offset
          * commit are tried again at the next interval; the rest fails the
          * thread. */
-        if (t->collector.task_error && !t->collector.fatal) {
-                ks_error_destroy(err);
+        if (t->collector.task_error || t->collector.fatal) {
+                ks_error_destroy(err); /* the loop acts on it */
         } else if (res.failed_step == KS_COMMIT_FLUSH ||
                    res.failed_step == KS_COMMIT_OFFSETS) {
                 ks__log_limited(&t->rl_commit, 10000, KS_LOG_WARNING,
@@ -436,6 +441,20 @@ static ks_error_t *loop_once(ks_stream_thread_t *t) {
         return err;
 }
 
+/* The error the thread fails with, if any: its own or its collector's. */
+static ks_error_t *take_fatal(ks_stream_thread_t *t) {
+        ks_error_t *err = t->fatal;
+        t->fatal        = NULL;
+        if (!err) {
+                err                = t->collector.fatal;
+                t->collector.fatal = NULL;
+        } else {
+                ks_error_destroy(t->collector.fatal);
+                t->collector.fatal = NULL;
+        }
+        return err;
+}
+
 static void *thread_main(void *arg) {
         ks_stream_thread_t *t = arg;
         ks_streams_t *s       = t->s;
@@ -463,30 +482,24 @@ static void *thread_main(void *arg) {
                 }
                 publish_metrics(t);
         }
-        if (!err && t->fatal) {
-                err      = t->fatal;
-                t->fatal = NULL;
-        }
+        if (!err)
+                err = take_fatal(t);
         /* A clean stop commits, then leaves the group (the revocation
          * callback, inside consumer_close, commits what is left and closes
          * the tasks). A commit that fails, or a failed thread, closes
          * everything without committing: the records come back. */
-        if (!err && !ks__thread_commit(t) && t->fatal) {
-                err      = t->fatal;
-                t->fatal = NULL;
-        }
+        if (!err && !ks__thread_commit(t))
+                err = take_fatal(t);
         if (err) {
                 t->fatal = err; /* the revocation then skips its commit */
                 ks__tm_close_all(t, false);
                 rd_kafka_assign(t->consumer, NULL);
         }
         rd_kafka_consumer_close(t->consumer);
-        if (err) {
+        if (err)
                 t->fatal = NULL;
-        } else if (t->fatal) {
-                err      = t->fatal; /* the last commit failed for good */
-                t->fatal = NULL;
-        }
+        else
+                err = take_fatal(t); /* the last commit failed for good */
         ks__tm_close_all(t, !err);
         rd_kafka_flush(t->producer, ks__thread_time_left(t, 10000));
         publish_metrics(t);

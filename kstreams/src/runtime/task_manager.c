@@ -205,6 +205,11 @@ static managed_task_t *rebuild(ks_stream_thread_t *t,
  * gives it their committed times (a new task only: a suspended one keeps
  * its own). */
 static void attach(ks_stream_thread_t *t, managed_task_t *mt) {
+        /* The task's partitions may come from different commits (only
+         * moved offsets are committed): positions only grow, so the
+         * largest of each is the last commit's. */
+        int64_t pos[KS_METADATA_MAX_STORES];
+        int pos_cnt = 0;
         for (int i = 0; i < t->assigned_cnt; i++) {
                 assigned_t *a = &t->assigned[i];
                 bool internal;
@@ -213,10 +218,20 @@ static void attach(ks_stream_thread_t *t, managed_task_t *mt) {
                         continue;
                 a->task    = mt->task;
                 a->handled = true;
-                if (mt->state == KS_TASK_CREATED && a->committed_time >= 0)
+                if (mt->state != KS_TASK_CREATED)
+                        continue;
+                if (a->committed_time >= 0)
                         ks__task_init_partition_time(mt->task, a->topic,
                                                      a->committed_time);
+                for (int k = 0; k < a->position_cnt; k++) {
+                        if (k >= pos_cnt)
+                                pos[pos_cnt++] = a->positions[k];
+                        else if (a->positions[k] > pos[k])
+                                pos[k] = a->positions[k];
+                }
         }
+        if (mt->state == KS_TASK_CREATED && pos_cnt)
+                ks__task_set_committed_positions(mt->task, pos, pos_cnt);
 }
 
 /* Starts the task's restoration, or runs it when there is none. */
@@ -238,6 +253,9 @@ static ks_error_t *begin(ks_stream_thread_t *t, managed_task_t *mt) {
                                 return err;
                         mt->assigned = true;
                         attach(t, mt);
+                        /* The commits' changelog positions are of the old
+                         * changelog: replay everything there is. */
+                        ks__task_set_committed_positions(mt->task, NULL, 0);
                         break;
                 }
         }
@@ -325,8 +343,8 @@ static bool read_committed_times(ks_stream_thread_t *t) {
                                                          l->elems[i].partition);
                 if (a)
                         a->committed_time = ks__offset_metadata_decode(
-                                l->elems[i].metadata,
-                                l->elems[i].metadata_size);
+                                l->elems[i].metadata, l->elems[i].metadata_size,
+                                a->positions, &a->position_cnt);
         }
         rd_kafka_topic_partition_list_destroy(l);
         if (err)

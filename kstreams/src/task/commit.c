@@ -15,24 +15,54 @@
 
 #define METADATA_PREFIX "kstreams:1:pt="
 
-int ks__offset_metadata_encode(int64_t partition_time,
+int ks__offset_metadata_encode(const ks_task_t *task,
+                               int64_t partition_time,
                                char *out,
                                size_t out_size) {
-        return snprintf(out, out_size, METADATA_PREFIX "%" PRId64,
-                        partition_time);
+        int64_t pos[KS_METADATA_MAX_STORES];
+        int n   = task ? ks__task_changelog_positions(task, pos,
+                                                      KS_METADATA_MAX_STORES)
+                       : 0;
+        int len = snprintf(out, out_size, METADATA_PREFIX "%" PRId64,
+                           partition_time);
+        if (n > KS_METADATA_MAX_STORES)
+                n = 0; /* too many to carry: restoration replays all */
+        for (int i = 0; i < n && len >= 0 && (size_t)len < out_size; i++)
+                len += snprintf(out + len, out_size - (size_t)len,
+                                "%s%" PRId64, i ? "," : ":cl=", pos[i]);
+        return len;
 }
 
-int64_t ks__offset_metadata_decode(const void *metadata, size_t len) {
+int64_t ks__offset_metadata_decode(const void *metadata,
+                                   size_t len,
+                                   int64_t *positions,
+                                   int *cnt) {
         size_t plen = sizeof(METADATA_PREFIX) - 1;
-        char buf[48];
+        char buf[1024];
+        *cnt = 0;
         if (!metadata || len <= plen || len >= sizeof(buf) ||
             memcmp(metadata, METADATA_PREFIX, plen))
                 return -1;
         memcpy(buf, metadata, len);
         buf[len] = '\0';
         char *end;
-        long long v = strtoll(buf + plen, &end, 10);
-        return *end || v < -1 ? -1 : (int64_t)v;
+        long long pt = strtoll(buf + plen, &end, 10);
+        if (pt < -1 || (*end && *end != ':'))
+                return -1;
+        if (!strncmp(end, ":cl=", 4)) {
+                char *p = end + 4;
+                int n   = 0;
+                while (*p && n < KS_METADATA_MAX_STORES) {
+                        long long v = strtoll(p, &end, 10);
+                        if (end == p || (*end && *end != ','))
+                                break;
+                        positions[n++] = v;
+                        p              = *end ? end + 1 : end;
+                }
+                if (!*p)
+                        *cnt = n;
+        }
+        return (int64_t)pt;
 }
 
 /* Gathers the moved offsets of every task into one array (new; free()). */

@@ -234,6 +234,7 @@ void ks__task_destroy(ks_task_t *task) {
         free(task->stores);
         free(task->changelogs);
         free(task->changelog_acked);
+        free(task->committed_positions);
         free(task->sink_topics);
         free(task->states);
         free(task->caches);
@@ -604,9 +605,9 @@ int ks__task_offsets(const ks_task_t *task,
                      q->partition_time == q->committed_time))
                         continue;
                 if (n < max)
-                        out[n] = (ks_task_offset_t){q->topic, task->partition,
-                                                    q->consumed,
-                                                    q->partition_time};
+                        out[n] = (ks_task_offset_t){
+                                task, q->topic, task->partition, q->consumed,
+                                q->partition_time};
                 n++;
         }
         return n;

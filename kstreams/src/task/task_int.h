@@ -120,6 +120,7 @@ const ks_task_metrics_t *ks__task_metrics(const ks_task_t *task);
  *  last record taken from it) and its partition time (the largest
  *  timestamp processed from it), which commits carry in their metadata. */
 typedef struct ks_task_offset_s {
+        const ks_task_t *task;
         const char *topic; /* borrowed from the task */
         int32_t partition;
         int64_t offset;
@@ -188,13 +189,24 @@ ks_error_t *ks__commit(ks_task_t *const *tasks,
                        const ks_commit_ops_t *ops,
                        ks_commit_result_t *result);
 
-/** Offset metadata carrying a partition time: "kstreams:1:pt=<ms>".
+/** The most stores whose changelog positions a commit's metadata holds. */
+#define KS_METADATA_MAX_STORES 32
+
+/** Offset metadata of one input partition of @p task:
+ *  "kstreams:1:pt=<partition time>[:cl=<position>,...]" with its stores'
+ *  changelog positions (ks__task_changelog_positions()).
  *  @returns snprintf()'s count. */
-int ks__offset_metadata_encode(int64_t partition_time,
+int ks__offset_metadata_encode(const ks_task_t *task,
+                               int64_t partition_time,
                                char *out,
                                size_t out_size);
-/** The partition time in offset metadata, -1 if it has none. */
-int64_t ks__offset_metadata_decode(const void *metadata, size_t len);
+/** Reads offset metadata: the partition time (-1 if none) and up to
+ *  KS_METADATA_MAX_STORES changelog positions into @p positions (*cnt of
+ *  them; 0 if none). */
+int64_t ks__offset_metadata_decode(const void *metadata,
+                                   size_t len,
+                                   int64_t *positions,
+                                   int *cnt);
 /* ---- state (task_state.c) ---------------------------------------------- */
 
 /** What the runtime needs to know of one of the task's stores. */
@@ -203,6 +215,9 @@ typedef struct ks_task_store_info_s {
         const char *changelog; /* full topic name */
         int kind;              /* ks_store_kind_t */
         int64_t checkpoint;    /* next changelog offset to restore; -1 */
+        /* Where the changelog stood at the last commit of the task's input
+         * offsets (ks__task_set_committed_positions()); -1: unknown. */
+        int64_t committed;
 } ks_task_store_info_t;
 
 int ks__task_store_count(const ks_task_t *task);
@@ -214,6 +229,28 @@ ks_error_t *ks__task_restore_put(ks_task_t *task,
                                  int idx,
                                  ks_bytes_t key,
                                  ks_bytes_t value);
+/**
+ * The changelog position of each store (by index) that a commit now
+ * records: after its last acknowledged record, or its checkpoint when
+ * nothing was sent since the task started. -1: none yet.
+ * @returns the store count (may exceed @p max).
+ */
+int ks__task_changelog_positions(const ks_task_t *task, int64_t *out, int max);
+/** Sets what ks_task_store_info_t.committed reports (from the metadata of
+ *  the task's committed input offsets). Copies @p positions. */
+ks_err_t ks__task_set_committed_positions(ks_task_t *task,
+                                          const int64_t *positions,
+                                          int cnt);
+/**
+ * Undoes one changelog record written after the last commit (by a run that
+ * then crashed): sends store @p idx's current value for the changelog key
+ * @p key (a tombstone if it has none) to the changelog, so that a restore
+ * from the changelog gives what the store holds.
+ */
+ks_error_t *ks__task_compensate(ks_task_t *task,
+                                int idx,
+                                ks_bytes_t key,
+                                int64_t timestamp);
 /** Commits restored records with the checkpoint @p next_offset. */
 ks_error_t *ks__task_restore_commit(ks_task_t *task,
                                     int idx,

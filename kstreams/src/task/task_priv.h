@@ -71,6 +71,10 @@ struct ks_task_s {
         void **stores;      /* per node id: ks_kv_store_t / window store */
         char **changelogs;  /* per node id: its store's changelog topic */
         int64_t *changelog_acked; /* per node id: last acknowledged offset */
+        /* Per store index: the changelog position of the last commit of
+         * the input offsets (from their metadata); -1: unknown. */
+        int64_t *committed_positions;
+        int committed_position_cnt;
         ks_state_env_t *env;      /* persistent stores; NULL: in memory */
         /* Per node id: the record cache of its store and how its entries
          * are read back to go downstream (task_cache.c). */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bytes_int.h"
+#include "kstreams/serde.h"
 #include "task_priv.h"
 
 static bool has_store(const ks_task_t *task, int i) {
@@ -123,6 +124,111 @@ void ks__task_store_info(const ks_task_t *task,
         out->changelog  = task->changelogs[node];
         out->kind       = (int)task->topology->nodes[node]->store->kind;
         out->checkpoint = checkpoint_of(task, node);
+        out->committed  = idx < task->committed_position_cnt
+                                  ? task->committed_positions[idx]
+                                  : -1;
+}
+
+int ks__task_changelog_positions(const ks_task_t *task, int64_t *out, int max) {
+        int n = 0;
+        for (int i = 0; i < task->topology->node_cnt; i++) {
+                if (!task->stores[i])
+                        continue;
+                if (n < max)
+                        out[n] = task->changelog_acked[i] >= 0
+                                         ? task->changelog_acked[i] + 1
+                                         : checkpoint_of(task, i);
+                n++;
+        }
+        return n;
+}
+
+ks_err_t ks__task_set_committed_positions(ks_task_t *task,
+                                          const int64_t *positions,
+                                          int cnt) {
+        int64_t *copy = cnt ? malloc((size_t)cnt * sizeof(*copy)) : NULL;
+        if (cnt && !copy)
+                return KS_ERR_NOMEM;
+        if (cnt)
+                memcpy(copy, positions, (size_t)cnt * sizeof(*copy));
+        free(task->committed_positions);
+        task->committed_positions    = copy;
+        task->committed_position_cnt = cnt;
+        return KS_OK;
+}
+
+/* The store's current value for a session changelog key's exact session. */
+static ks_error_t *session_value(ks_session_store_t *st,
+                                 ks_bytes_t key,
+                                 int64_t start,
+                                 int64_t end,
+                                 ks_buf_t *out,
+                                 bool *found) {
+        ks_store_iter_t *it;
+        *found          = false;
+        ks_error_t *err = ks_session_store_find(st, key, end, start, &it);
+        if (err)
+                return err;
+        ks_bytes_t k, v;
+        int64_t s, e;
+        while (!*found && ks_store_iter_next_session(it, &k, &s, &e, &v))
+                if (s == start && e == end && k.len == key.len &&
+                    !memcmp(k.data, key.data, key.len)) {
+                        *found = true;
+                        ks_buf_clear(out);
+                        if (ks_buf_append(out, v.data, v.len))
+                                err = ks_error_new(KS_ERR_NOMEM,
+                                                   "out of memory");
+                }
+        ks_store_iter_destroy(it);
+        return err;
+}
+
+ks_error_t *ks__task_compensate(ks_task_t *task,
+                                int idx,
+                                ks_bytes_t key,
+                                int64_t timestamp) {
+        int node               = store_node(task, idx);
+        void *st               = task->stores[node];
+        const unsigned char *k = key.data;
+        ks_bytes_t value       = {0};
+        bool found             = false;
+        ks_error_t *err        = NULL;
+        ks_buf_t *buf          = &task->value_buf;
+        switch (task->topology->nodes[node]->store->kind) {
+        case KS_STORE_KV:
+                err = ks_kv_store_get(st, key, &value, &found);
+                break;
+        case KS_STORE_WINDOW:
+                if (key.len < 8)
+                        return NULL; /* restoring it failed already */
+                err = ks_window_store_get(st, (ks_bytes_t){k, key.len - 8},
+                                          ks__be64_get(k + key.len - 8), &value,
+                                          &found);
+                break;
+        default:
+                if (key.len < 16)
+                        return NULL;
+                err = session_value(st, (ks_bytes_t){k, key.len - 16},
+                                    ks__be64_get(k + key.len - 8),
+                                    ks__be64_get(k + key.len - 16), buf,
+                                    &found);
+                value = (ks_bytes_t){buf->data, buf->len};
+                break;
+        }
+        if (err)
+                return err;
+        char errstr[256];
+        const ks_collector_t *c = task->collector;
+        ks_err_t e              = c->send(c->opaque, task->changelogs[node],
+                                          task->partition, key,
+                                          found ? value : (ks_bytes_t){0},
+                                          timestamp, NULL, 0,
+                                          &task->changelog_acked[node], errstr,
+                                          sizeof(errstr));
+        return e ? ks_error_new(e, "task %s: changelog %s: %s", task->id,
+                                task->changelogs[node], errstr)
+                 : NULL;
 }
 
 /* Changelog keys: the store key for key-value stores; key + 8-byte window
