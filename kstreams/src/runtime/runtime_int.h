@@ -51,7 +51,7 @@ typedef struct assigned_s {
         /* The changelog positions its last commit's metadata recorded. */
         int64_t positions[KS_METADATA_MAX_STORES];
         int position_cnt;
-        int64_t purged;         /* repartition: records deleted up to here */
+        int64_t purged; /* repartition: records deleted up to here */
 } assigned_t;
 
 /* A changelog partition being replayed into one store of a task. */
@@ -60,7 +60,7 @@ typedef struct restoring_s {
         int store;
         char *changelog;
         int32_t partition;
-        int64_t end;      /* the changelog's end when restoration began */
+        int64_t end; /* the changelog's end when restoration began */
         /* Records before apply_end were committed and are applied; those
          * after it were written by a run that crashed before committing
          * (its input is processed again) and are undone instead. */

@@ -28,8 +28,8 @@ int ks__offset_metadata_encode(const ks_task_t *task,
         if (n > KS_METADATA_MAX_STORES)
                 n = 0; /* too many to carry: restoration replays all */
         for (int i = 0; i < n && len >= 0 && (size_t)len < out_size; i++)
-                len += snprintf(out + len, out_size - (size_t)len,
-                                "%s%" PRId64, i ? "," : ":cl=", pos[i]);
+                len += snprintf(out + len, out_size - (size_t)len, "%s%" PRId64,
+                                i ? "," : ":cl=", pos[i]);
         return len;
 }
 

@@ -75,7 +75,7 @@ struct ks_task_s {
          * the input offsets (from their metadata); -1: unknown. */
         int64_t *committed_positions;
         int committed_position_cnt;
-        ks_state_env_t *env;      /* persistent stores; NULL: in memory */
+        ks_state_env_t *env; /* persistent stores; NULL: in memory */
         /* Per node id: the record cache of its store and how its entries
          * are read back to go downstream (task_cache.c). */
         ks_record_cache_t **caches;

@@ -209,10 +209,10 @@ ks_error_t *ks__task_compensate(ks_task_t *task,
         default:
                 if (key.len < 16)
                         return NULL;
-                err = session_value(st, (ks_bytes_t){k, key.len - 16},
-                                    ks__be64_get(k + key.len - 8),
-                                    ks__be64_get(k + key.len - 16), buf,
-                                    &found);
+                err   = session_value(st, (ks_bytes_t){k, key.len - 16},
+                                      ks__be64_get(k + key.len - 8),
+                                      ks__be64_get(k + key.len - 16), buf,
+                                      &found);
                 value = (ks_bytes_t){buf->data, buf->len};
                 break;
         }
@@ -220,12 +220,10 @@ ks_error_t *ks__task_compensate(ks_task_t *task,
                 return err;
         char errstr[256];
         const ks_collector_t *c = task->collector;
-        ks_err_t e              = c->send(c->opaque, task->changelogs[node],
-                                          task->partition, key,
-                                          found ? value : (ks_bytes_t){0},
-                                          timestamp, NULL, 0,
-                                          &task->changelog_acked[node], errstr,
-                                          sizeof(errstr));
+        ks_err_t e =
+                c->send(c->opaque, task->changelogs[node], task->partition, key,
+                        found ? value : (ks_bytes_t){0}, timestamp, NULL, 0,
+                        &task->changelog_acked[node], errstr, sizeof(errstr));
         return e ? ks_error_new(e, "task %s: changelog %s: %s", task->id,
                                 task->changelogs[node], errstr)
                  : NULL;
