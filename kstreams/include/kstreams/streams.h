@@ -77,8 +77,13 @@ KS_EXPORT ks_error_t *ks_streams_start(ks_streams_t *s);
 
 /**
  * Stops the threads: each finishes its current records, commits, and leaves
- * the group. @returns NULL, or an error if it took longer than
- * @p timeout_ms (the threads are still told to stop).
+ * the group, within @p timeout_ms. Sends and flushes wait no longer than
+ * that (a full producer queue, a broker away): a thread that runs out of
+ * time closes without committing, so what it processed since its last
+ * commit is processed again after a restart (at-least-once: nothing lost).
+ * @returns NULL; or KS_ERR_TIMED_OUT (new error) if a thread closed without
+ *          committing, or if threads were still running at the timeout
+ *          (they are still told to stop).
  */
 KS_EXPORT ks_error_t *ks_streams_close(ks_streams_t *s, int timeout_ms);
 KS_EXPORT void ks_streams_destroy(ks_streams_t *s);

@@ -61,10 +61,10 @@ void ks__reader_fini(ks_changelog_reader_t *r) {
         for (int i = 0; i < r->cnt; i++)
                 free(r->parts[i].changelog);
         free(r->parts);
-        if (r->consumer) {
-                rd_kafka_assign(r->consumer, NULL);
-                rd_kafka_destroy(r->consumer);
-        }
+        /* It never joined a group: nothing to leave, nothing to wait for. */
+        if (r->consumer)
+                rd_kafka_destroy_flags(r->consumer,
+                                       RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
         memset(r, 0, sizeof(*r));
 }
 

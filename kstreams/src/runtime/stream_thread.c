@@ -174,6 +174,9 @@ static ks_error_t *commit_offsets_op(void *opaque,
 }
 
 bool ks__thread_commit(ks_stream_thread_t *t) {
+        /* Past ks_streams_close()'s deadline nothing more is committed. */
+        if (atomic_load(&t->s->stop) && !ks__thread_time_left(t, 1))
+                return false;
         int64_t t0     = ks_now_ms();
         t->last_commit = t0;
         ks_task_t **tasks;
@@ -490,17 +493,36 @@ static void *thread_main(void *arg) {
          * everything without committing: the records come back. */
         if (!err && !ks__thread_commit(t))
                 err = take_fatal(t);
-        if (err) {
+        /* ks_streams_close()'s timeout passed (a full producer queue, a
+         * broker away): no commit, no group leave that could wait more;
+         * what was not committed is processed again after a restart. */
+        bool late = atomic_load(&s->stop) && ks__thread_time_left(t, 1) == 0;
+        if (late) {
+                if (err && ks_error_code(err) == KS_ERR_TIMED_OUT) {
+                        ks_error_destroy(err);
+                        err = NULL;
+                }
+                ks__log(KS_LOG_WARNING,
+                        "thread %d: the close timeout passed with %d records "
+                        "not delivered: closing without committing (records "
+                        "since the last commit will be processed again)",
+                        t->index, rd_kafka_outq_len(t->producer));
+                atomic_store(&s->closed_late, true);
+        }
+        if (err || late) {
                 t->fatal = err; /* the revocation then skips its commit */
                 ks__tm_close_all(t, false);
                 rd_kafka_assign(t->consumer, NULL);
         }
-        rd_kafka_consumer_close(t->consumer);
+        if (!late) {
+                rd_kafka_consumer_close(t->consumer);
+                t->consumer_closed = true;
+        }
         if (err)
                 t->fatal = NULL;
-        else
+        else if (!late)
                 err = take_fatal(t); /* the last commit failed for good */
-        ks__tm_close_all(t, !err);
+        ks__tm_close_all(t, !err && !late);
         rd_kafka_flush(t->producer, ks__thread_time_left(t, 10000));
         publish_metrics(t);
         atomic_store(&t->has_assignment, false);
@@ -694,8 +716,13 @@ void ks__stream_thread_destroy(ks_stream_thread_t *t) {
                 rd_kafka_queue_destroy(t->queue);
         if (t->purge_q)
                 rd_kafka_queue_destroy(t->purge_q);
+        /* A consumer not closed (a late close) must not try now. */
         if (t->consumer)
-                rd_kafka_destroy(t->consumer);
+                rd_kafka_destroy_flags(
+                        t->consumer,
+                        t->consumer_closed
+                                ? 0
+                                : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
         if (t->producer)
                 rd_kafka_destroy(t->producer);
         ks__collector_fini(&t->collector);

@@ -241,6 +241,13 @@ ks_error_t *ks_streams_close(ks_streams_t *s, int timeout_ms) {
         for (int i = 0; i < s->thread_cnt; i++)
                 ks__stream_thread_join(s->threads[i]);
         ks__streams_set_state(s, KS_STATE_NOT_RUNNING);
+        if (atomic_load(&s->closed_late))
+                return ks_error_new(KS_ERR_TIMED_OUT,
+                                    "ks_streams_close: closed after %d ms "
+                                    "without committing the last records "
+                                    "(not delivered in time): they will be "
+                                    "processed again after a restart",
+                                    timeout_ms);
         return NULL;
 }
 

@@ -54,6 +54,7 @@ struct ks_streams_s {
         /* ks_streams_close()'s deadline (ks_now_ms()), 0 while running:
          * threads bound their flushes and sends by it. */
         _Atomic int64_t close_deadline;
+        atomic_bool closed_late; /* a thread closed without committing */
         atomic_int running_threads;
         ks_streams_metrics_t closed; /* metrics of tasks already closed */
         atomic_int state_seen;       /* s->state, readable without s->lock */
