@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "commit_hook_int.h" /* pg-sink hook */
 #include "conf_int.h"
 #include "log_int.h"
 #include "kstreams/store.h"
@@ -280,6 +281,23 @@ static bool commit(ks_stream_thread_t *t) {
                 t->fatal = ks__task_flush_cache(t->tasks[i]);
         if (t->fatal)
                 return false;
+        /* pg-sink hook: external sinks commit their batches before any
+         * offset; a retriable failure (PostgreSQL down) postpones the
+         * commit, so the offsets do not advance. */
+        for (int i = 0; i < t->task_cnt; i++) {
+                ks_error_t *e = ks__task_run_commit_hooks(t->tasks[i]);
+                if (e && !ks_error_is_retriable(e))
+                        t->fatal = e;
+                if (e && !t->fatal) {
+                        ks__log_limited(&t->rl_commit, 10000, KS_LOG_WARNING,
+                                        "thread %d: commit postponed: %s",
+                                        t->index, ks_error_message(e));
+                        ks_error_destroy(e);
+                        t->own.commit_failures++;
+                }
+                if (e)
+                        return false;
+        }
         rd_kafka_resp_err_t err = rd_kafka_flush(t->producer, 30000);
         if (err) {
                 ks__log_limited(&t->rl_commit, 10000, KS_LOG_WARNING,

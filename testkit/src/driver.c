@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "commit_hook_int.h" /* pg-sink hook */
 #include "conf_int.h"
 #include "copartition_int.h"
 #include "driver_int.h"
@@ -414,13 +415,18 @@ static ks_error_t *ensure_started(ks_test_driver_t *drv) {
         return drv->started ? NULL : start(drv);
 }
 
+static ks_error_t *flush_task(ks_task_t *task) { /* pg-sink hook */
+        ks_error_t *err = ks__task_flush_cache(task);
+        return err ? err : ks__task_run_commit_hooks(task);
+}
+
 /* Processes until no task has anything buffered, or a handler fails. As
  * Kafka Streams' TopologyTestDriver, it commits after every record: the
  * record caches are flushed, so a test sees every update (and whatever a
  * punctuator cached before is flushed first). */
 static ks_error_t *run_until_idle(ks_test_driver_t *drv) {
         for (int i = 0; i < drv->task_cnt && !drv->manual_commit; i++) {
-                ks_error_t *err = ks__task_flush_cache(drv->tasks[i]);
+                ks_error_t *err = flush_task(drv->tasks[i]); /* pg-sink hook */
                 if (err)
                         return err;
         }
@@ -434,8 +440,9 @@ static ks_error_t *run_until_idle(ks_test_driver_t *drv) {
                                 continue;
                         if (r < 0)
                                 return err;
+                        /* pg-sink hook: flush_task */
                         if (!drv->manual_commit &&
-                            (err = ks__task_flush_cache(drv->tasks[i])))
+                            (err = flush_task(drv->tasks[i])))
                                 return err;
                         busy = true;
                 }
@@ -516,6 +523,8 @@ ks_error_t *ks_test_driver_commit(ks_test_driver_t *drv) {
                 if (!err)
                         err = run_until_idle(drv);
         }
+        for (int i = 0; !err && i < drv->task_cnt; i++) /* pg-sink hook */
+                err = ks__task_run_commit_hooks(drv->tasks[i]);
         return err;
 }
 
