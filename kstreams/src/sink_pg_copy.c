@@ -5,6 +5,7 @@
  * failing rows only. @locality stream thread */
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,9 +50,33 @@ bool ks__pg_sqlstate_permanent(const char *s) {
 /* ---- SQL ------------------------------------------------------------------
  */
 
+/* A statement being built; the first failed allocation is remembered. */
+typedef struct sql_s {
+        ks_buf_t b;
+        bool oom;
+} sql_t;
+
+static void cat(sql_t *q, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+static void cat(sql_t *q, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(NULL, 0, fmt, ap);
+        va_end(ap);
+        if (q->oom || n < 0 || ks_buf_reserve(&q->b, (size_t)n + 1)) {
+                q->oom = true;
+                return;
+        }
+        va_start(ap, fmt);
+        vsnprintf(q->b.data + q->b.len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+        q->b.len += (size_t)n;
+}
+
 /* Appends the columns' quoted names, only the key ones if @p keys, with
  * @p prefix before each ("s." or ""). */
-static void append_cols(ks_buf_t *b,
+static void append_cols(sql_t *q,
                         const ks_pg_sink_t *s,
                         bool keys,
                         const char *prefix) {
@@ -59,112 +84,107 @@ static void append_cols(ks_buf_t *b,
         for (size_t i = 0; i < s->col_cnt; i++) {
                 if (keys && !s->cols[i].key)
                         continue;
-                ks_buf_appendf(b, "%s%s%s", first ? "" : ", ", prefix,
-                               s->cols[i].quoted);
+                cat(q, "%s%s%s", first ? "" : ", ", prefix, s->cols[i].quoted);
                 first = false;
         }
 }
 
-static void append_on_conflict(ks_buf_t *b, const ks_pg_sink_t *s) {
+static void append_on_conflict(sql_t *q, const ks_pg_sink_t *s) {
         if (!s->key_cnt)
                 return;
-        ks_buf_appendf(b, " ON CONFLICT (");
-        append_cols(b, s, true, "");
+        cat(q, " ON CONFLICT (");
+        append_cols(q, s, true, "");
         if (s->key_cnt == s->col_cnt) {
-                ks_buf_appendf(b, ") DO NOTHING");
+                cat(q, ") DO NOTHING");
                 return;
         }
-        ks_buf_appendf(b, ") DO UPDATE SET ");
+        cat(q, ") DO UPDATE SET ");
         bool first = true;
         for (size_t i = 0; i < s->col_cnt; i++) {
                 if (s->cols[i].key)
                         continue;
-                ks_buf_appendf(b, "%s%s = EXCLUDED.%s", first ? "" : ", ",
-                               s->cols[i].quoted, s->cols[i].quoted);
+                cat(q, "%s%s = EXCLUDED.%s", first ? "" : ", ",
+                    s->cols[i].quoted, s->cols[i].quoted);
                 first = false;
         }
 }
 
 /* The batch's last row per key. */
-static void append_latest(ks_buf_t *b, const ks_pg_sink_t *s) {
-        ks_buf_appendf(b, "(SELECT DISTINCT ON (");
-        append_cols(b, s, true, "");
-        ks_buf_appendf(b, ") * FROM ks_stage ORDER BY ");
-        append_cols(b, s, true, "");
-        ks_buf_appendf(b, ", \"__ks_seq\" DESC) AS s");
+static void append_latest(sql_t *q, const ks_pg_sink_t *s) {
+        cat(q, "(SELECT DISTINCT ON (");
+        append_cols(q, s, true, "");
+        cat(q, ") * FROM ks_stage ORDER BY ");
+        append_cols(q, s, true, "");
+        cat(q, ", \"__ks_seq\" DESC) AS s");
 }
 
-static char *finish(ks_buf_t *b, bool *oom) {
-        if (ks_buf_append(b, "", 1))
+/* The statement built in @p q, a new string (NULL after a failed
+ * allocation, remembered in *oom); @p q is emptied for the next. */
+static char *finish(sql_t *q, bool *oom) {
+        char *sql = q->oom ? NULL : q->b.data;
+        if (!sql) {
+                ks_buf_free(&q->b);
                 *oom = true;
-        if (*oom) {
-                ks_buf_free(b);
-                return NULL;
         }
-        return b->data;
+        memset(q, 0, sizeof(*q));
+        return sql;
 }
 
 ks_err_t ks__pg_sink_build_sql(ks_pg_sink_t *s) {
-        bool oom   = false;
-        ks_buf_t b = {0};
-        ks_buf_appendf(&b,
-                       "CREATE TEMP TABLE IF NOT EXISTS ks_stage ON COMMIT "
-                       "DELETE ROWS AS SELECT 0::bigint AS \"__ks_seq\", "
-                       "''::text AS \"__ks_op\", ");
-        append_cols(&b, s, false, "");
-        ks_buf_appendf(&b, " FROM %s WITH NO DATA", s->table);
-        s->sql_stage = finish(&b, &oom);
-        memset(&b, 0, sizeof(b));
+        bool oom = false;
+        sql_t q  = {0};
+        cat(&q,
+            "CREATE TEMP TABLE IF NOT EXISTS ks_stage ON COMMIT "
+            "DELETE ROWS AS SELECT 0::bigint AS \"__ks_seq\", "
+            "''::text AS \"__ks_op\", ");
+        append_cols(&q, s, false, "");
+        cat(&q, " FROM %s WITH NO DATA", s->table);
+        s->sql_stage = finish(&q, &oom);
 
         if (s->key_cnt) {
-                ks_buf_appendf(&b, "DELETE FROM %s AS t USING ", s->table);
-                append_latest(&b, s);
-                ks_buf_appendf(&b, " WHERE s.\"__ks_op\" = 'D'");
+                cat(&q, "DELETE FROM %s AS t USING ", s->table);
+                append_latest(&q, s);
+                cat(&q, " WHERE s.\"__ks_op\" = 'D'");
                 for (size_t i = 0; i < s->col_cnt; i++)
                         if (s->cols[i].key)
-                                ks_buf_appendf(&b, " AND t.%s = s.%s",
-                                               s->cols[i].quoted,
-                                               s->cols[i].quoted);
-                s->sql_delete_batch = finish(&b, &oom);
-                memset(&b, 0, sizeof(b));
+                                cat(&q, " AND t.%s = s.%s", s->cols[i].quoted,
+                                    s->cols[i].quoted);
+                s->sql_delete_batch = finish(&q, &oom);
         }
 
-        ks_buf_appendf(&b, "INSERT INTO %s (", s->table);
-        append_cols(&b, s, false, "");
-        ks_buf_appendf(&b, ") SELECT ");
-        append_cols(&b, s, false, "");
+        cat(&q, "INSERT INTO %s (", s->table);
+        append_cols(&q, s, false, "");
+        cat(&q, ") SELECT ");
+        append_cols(&q, s, false, "");
         if (s->key_cnt) {
-                ks_buf_appendf(&b, " FROM ");
-                append_latest(&b, s);
-                ks_buf_appendf(&b, " WHERE s.\"__ks_op\" = 'U'");
-                append_on_conflict(&b, s);
+                cat(&q, " FROM ");
+                append_latest(&q, s);
+                cat(&q, " WHERE s.\"__ks_op\" = 'U'");
+                append_on_conflict(&q, s);
         } else {
-                ks_buf_appendf(&b, " FROM ks_stage ORDER BY \"__ks_seq\"");
+                cat(&q, " FROM ks_stage ORDER BY \"__ks_seq\"");
         }
-        s->sql_write_batch = finish(&b, &oom);
-        memset(&b, 0, sizeof(b));
+        s->sql_write_batch = finish(&q, &oom);
 
-        ks_buf_appendf(&b, "INSERT INTO %s (", s->table);
-        append_cols(&b, s, false, "");
-        ks_buf_appendf(&b, ") VALUES (");
+        cat(&q, "INSERT INTO %s (", s->table);
+        append_cols(&q, s, false, "");
+        cat(&q, ") VALUES (");
         for (size_t i = 0; i < s->col_cnt; i++)
-                ks_buf_appendf(&b, "%s$%zu", i ? ", " : "", i + 1);
-        ks_buf_appendf(&b, ")");
-        append_on_conflict(&b, s);
-        s->sql_row_write = finish(&b, &oom);
-        memset(&b, 0, sizeof(b));
+                cat(&q, "%s$%zu", i ? ", " : "", i + 1);
+        cat(&q, ")");
+        append_on_conflict(&q, s);
+        s->sql_row_write = finish(&q, &oom);
 
         if (s->key_cnt) {
-                ks_buf_appendf(&b, "DELETE FROM %s WHERE ", s->table);
+                cat(&q, "DELETE FROM %s WHERE ", s->table);
                 size_t n = 0;
                 for (size_t i = 0; i < s->col_cnt; i++)
                         if (s->cols[i].key) {
                                 n++;
-                                ks_buf_appendf(&b, "%s%s = $%zu",
-                                               n > 1 ? " AND " : "",
-                                               s->cols[i].quoted, n);
+                                cat(&q, "%s%s = $%zu", n > 1 ? " AND " : "",
+                                    s->cols[i].quoted, n);
                         }
-                s->sql_row_delete = finish(&b, &oom);
+                s->sql_row_delete = finish(&q, &oom);
         }
         return oom ? KS_ERR_NOMEM : KS_OK;
 }
