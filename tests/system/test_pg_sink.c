@@ -23,8 +23,12 @@
 
 static const char *dsn;
 
+/* ks_test_service() returns one static buffer: keep copies. */
 static void setup(void) {
-        dsn = ks_test_service("KS_PG_DSN");
+        static char copy[1024];
+        const char *v = ks_test_service("KS_PG_DSN");
+        snprintf(copy, sizeof(copy), "%s", v ? v : "");
+        dsn = v ? copy : NULL;
 }
 
 /* ---- PostgreSQL helpers ------------------------------------------------ */
@@ -729,7 +733,10 @@ static void teardown(void) {
 Suite *ks_test_suite(void) {
         static const char *const need[] = {"KS_PG_DSN", "KS_BOOTSTRAP", NULL};
         ks_test_skip_unless_services(need);
-        bootstrap = ks_test_service("KS_BOOTSTRAP");
+        static char bootstrap_copy[1024];
+        snprintf(bootstrap_copy, sizeof(bootstrap_copy), "%s",
+                 ks_test_service("KS_BOOTSTRAP"));
+        bootstrap = bootstrap_copy;
         Suite *s  = suite_create("pg_sink_system");
         TCase *tc = tcase_create("driver");
         tcase_add_checked_fixture(tc, setup, teardown);
