@@ -613,9 +613,8 @@ ks_error_t *ks__pg_task_flush(void *state) {
                 bool give_up = now - start + backoff > sink->timeout_ms;
                 ks__log_limited(
                         &st->rl_retry, st->log_interval, KS_LOG_WARNING,
-                        "task %s: postgres sink %s: %s; %zu rows wait and "
-                        "the offsets do not advance; %s (waiting for %" PRId64
-                        " ms)",
+                        "task %s: postgres sink %s: %s; rows waiting: %zu, "
+                        "offsets held back; %s (waiting for %" PRId64 " ms)",
                         st->task_id, sink->name, ks_error_message(err),
                         st->batch.cnt,
                         give_up ? "commit postponed" : "retrying",

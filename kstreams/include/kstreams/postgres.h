@@ -36,7 +36,13 @@
  *   default.production.exception.handler, whose dead-letter record has
  *   the row as a JSON object for its value and the SQLSTATE in the header
  *   __streams.errors.sqlstate. "fail" fails the task without committing.
- * - One connection per task and sink, opened at its first commit.
+ * - One connection per task and sink, opened at its first commit, which
+ *   also checks the table and columns (creating the temporary table): a
+ *   table or column that does not exist fails the task there, whatever
+ *   the handler says.
+ * - While PostgreSQL is down, a commit blocks its stream thread for up to
+ *   retry_timeout_ms; a clean shutdown commits twice (stop, then the
+ *   revocation), so ks_streams_close() may wait twice as long.
  */
 #ifndef KSTREAMS_POSTGRES_H
 #define KSTREAMS_POSTGRES_H
