@@ -62,7 +62,10 @@ void ks__pg_format_epoch_ms(int64_t ms, char *out, size_t out_size) {
         }
         time_t t = (time_t)secs;
         struct tm tm;
-        gmtime_r(&t, &tm);
+        if (!gmtime_r(&t, &tm)) {
+                snprintf(out, out_size, "invalid");
+                return;
+        }
         snprintf(out, out_size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
                  tm.tm_min, tm.tm_sec, (int)frac);
@@ -199,13 +202,13 @@ ks_err_t ks_pg_row_set_int64(ks_pg_row_t *row, size_t col, int64_t v) {
 }
 
 ks_err_t ks_pg_row_set_double(ks_pg_row_t *row, size_t col, double v) {
-        char s[40];
+        char s[KS_PG_NUM_MAX];
         ks__pg_format_double(v, s, sizeof(s));
         return ks_pg_row_set(row, col, s);
 }
 
 ks_err_t ks_pg_row_set_epoch_ms(ks_pg_row_t *row, size_t col, int64_t ms) {
-        char s[40];
+        char s[KS_PG_NUM_MAX];
         ks__pg_format_epoch_ms(ms, s, sizeof(s));
         return ks_pg_row_set(row, col, s);
 }
@@ -256,7 +259,7 @@ static const json_t *json_at(const json_t *j, char *const *path, int len) {
 /* Appends @p j as compact JSON text; reals in their shortest exact form
  * (jansson writes 99.99 as 99.989999999999995). */
 static ks_err_t append_json(ks_buf_t *out, const json_t *j) {
-        char num[48];
+        char num[KS_PG_NUM_MAX];
         switch (json_typeof(j)) {
         case JSON_OBJECT: {
                 const char *k;
@@ -312,7 +315,7 @@ static ks_err_t set_json(pg_batch_t *b,
                          size_t idx,
                          const json_t *j,
                          ks_pg_format_t fmt) {
-        char num[48];
+        char num[KS_PG_NUM_MAX];
         switch (j ? json_typeof(j) : JSON_NULL) {
         case JSON_NULL:
                 return ks__pg_batch_set(b, idx, NULL, 0);
@@ -359,7 +362,7 @@ static ks_err_t set_meta(ks_ctx_t *ctx,
                          const pg_col_t *c,
                          pg_key_kind_t key_kind,
                          const void *key) {
-        char num[48];
+        char num[KS_PG_NUM_MAX];
         switch (c->meta) {
         case PG_META_KEY:
                 if (!key)

@@ -146,7 +146,11 @@ const char *ks__pg_batch_value(const pg_batch_t *b, size_t idx);
 ks_err_t ks__pg_copy_escape(ks_buf_t *out, const char *s, size_t len);
 /** Appends an identifier in double quotes (quotes doubled). */
 ks_err_t ks__pg_quote_ident(ks_buf_t *out, const char *name);
-/** Formats ms since the epoch as "2025-12-12T10:30:00.000Z". */
+/** Room for any number or timestamp text below (gcc's worst case of
+ *  seven %d fields, for -Wformat-truncation at -O3). */
+#define KS_PG_NUM_MAX 128
+/** Formats ms since the epoch as "2025-12-12T10:30:00.000Z" ("invalid"
+ *  outside the years gmtime_r() can represent). */
 void ks__pg_format_epoch_ms(int64_t ms, char *out, size_t out_size);
 /** The shortest "%.*g" text that reads back as @p v. */
 void ks__pg_format_double(double v, char *out, size_t out_size);

@@ -109,7 +109,7 @@ static int pg_private(const char *what) {
 
 /* Starts a private cluster; @returns its DSN (static). */
 static const char *pg_private_up(void) {
-        static char private_dsn[512];
+        static char private_dsn[600];
         snprintf(pg_run_dir, sizeof(pg_run_dir), "/tmp/ks-pgsink.XXXXXX");
         ck_assert(mkdtemp(pg_run_dir));
         chmod(pg_run_dir, 0755);
