@@ -463,9 +463,9 @@ static int tp_index(pg_task_t *st, const char *topic, int32_t partition) {
         pg_tp_t *n = realloc(st->tps, (size_t)(st->tp_cnt + 1) * sizeof(*n));
         if (!n)
                 return -1;
-        st->tps = n;
-        n[st->tp_cnt] =
-                (pg_tp_t){strdup(topic), partition, -1, -2 /* unknown */};
+        st->tps       = n;
+        n[st->tp_cnt] = (pg_tp_t){strdup(topic), partition, -1,
+                                  -2 /* unknown */, false};
         if (!n[st->tp_cnt].topic)
                 return -1;
         return st->tp_cnt++;
@@ -555,6 +555,8 @@ static ks_err_t sink_process(ks_ctx_t *ctx,
                                            "postgres sink %s: out of "
                                            "memory",
                                            sink->name);
+                if (!st->tps[tp].probed)
+                        ks__pg_task_probe_applied(st, &st->tps[tp]);
                 if (offset <= st->tps[tp].applied) {
                         atomic_fetch_add(&sink->rows_replayed, 1);
                         return KS_OK;

@@ -291,6 +291,34 @@ static ks_error_t *connect_db(pg_task_t *st) {
         return err;
 }
 
+void ks__pg_task_probe_applied(pg_task_t *st, pg_tp_t *tp) {
+        tp->probed      = true;
+        ks_error_t *err = connect_db(st);
+        PGresult *res   = NULL;
+        char part[16];
+        snprintf(part, sizeof(part), "%" PRId32, tp->partition);
+        const char *p[] = {st->app_id, st->sink->name, tp->topic, part};
+        if (!err)
+                err = run(st,
+                          "SELECT last_offset FROM " PG_OFFSETS
+                          " WHERE application_id = $1 AND sink_name = $2"
+                          " AND topic = $3 AND partition = $4",
+                          4, p, "reading the applied offsets", &res);
+        if (err) {
+                /* The commit finds out again, and retries. */
+                ks__log(KS_LOG_DEBUG, "task %s: %s", st->task_id,
+                        ks_error_message(err));
+                ks_error_destroy(err);
+                return;
+        }
+        int64_t applied = PQntuples(res) == 1
+                                  ? strtoll(PQgetvalue(res, 0, 0), NULL, 10)
+                                  : -1;
+        PQclear(res);
+        if (applied > tp->applied)
+                tp->applied = applied;
+}
+
 /* ---- one attempt ------------------------------------------------------------
  */
 

@@ -91,6 +91,7 @@ typedef struct pg_tp_s {
         int32_t partition;
         int64_t batch_max; /* largest input offset in the batch; -1 */
         int64_t applied;   /* last applied, committed; -2: not known yet */
+        bool probed;       /* applied was looked up once (or tried) */
 } pg_tp_t;
 
 /* One task's instance of the sink. */
@@ -161,6 +162,11 @@ void ks__pg_format_double(double v, char *out, size_t out_size);
 ks_err_t ks__pg_sink_build_sql(ks_pg_sink_t *sink);
 /** The commit hook: writes the batch, retrying retriable failures. */
 ks_error_t *ks__pg_task_flush(void *state);
+/** Reads the last applied offset of input partition @p tp into
+ *  tp->applied, once, without retrying: a replay after a crash then drops
+ *  what was applied as it arrives, instead of holding it until the
+ *  commit's transaction (which checks again, under a lock). */
+void ks__pg_task_probe_applied(pg_task_t *st, pg_tp_t *tp);
 /** Closes the connection. */
 void ks__pg_task_disconnect(pg_task_t *st);
 /** True if an error of SQLSTATE @p sqlstate cannot succeed by retrying. */

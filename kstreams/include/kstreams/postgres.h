@@ -22,6 +22,9 @@
  *   behind a cache, use key columns: a replay then rewrites the same keys.
  *   Records a wall-clock punctuator emits have no input offset and are
  *   always written.
+ *   The first record of each input partition reads that offset (one
+ *   attempt, no retry), so a long replay drops what was applied as it
+ *   arrives rather than holding it until the commit.
  * - PostgreSQL unreachable (or any error that a retry may cure: SQLSTATE
  *   classes 08, 40, 53, 57, 58, ...): the commit retries with exponential
  *   backoff and does not complete, so the task stops and no offset
