@@ -107,9 +107,13 @@ static int pg_private(const char *what) {
         return system(cmd);
 }
 
-/* Starts a private cluster; @returns its DSN (static). */
+static void pg_private_down(void);
+
+/* Starts a private cluster; @returns its DSN (static). A failed assertion
+ * ends the test's process without its teardown: atexit stops it then. */
 static const char *pg_private_up(void) {
         static char private_dsn[600];
+        atexit(pg_private_down);
         snprintf(pg_run_dir, sizeof(pg_run_dir), "/tmp/ks-pgsink.XXXXXX");
         ck_assert(mkdtemp(pg_run_dir));
         chmod(pg_run_dir, 0755);
@@ -486,6 +490,13 @@ END_TEST
 /* ---- the runtime ------------------------------------------------------- */
 
 static const char *bootstrap;
+static pid_t app_pid; /* the instance running, for atexit */
+
+static void kill_app(void) {
+        if (app_pid > 0)
+                kt_stop(app_pid, SIGKILL, 1000);
+        app_pid = 0;
+}
 
 static pid_t start_app(const char *conninfo,
                        const char *app,
@@ -508,6 +519,9 @@ static pid_t start_app(const char *conninfo,
                 perror("execl");
                 _exit(127);
         }
+        if (!app_pid)
+                atexit(kill_app);
+        app_pid = pid;
         return pid;
 }
 
@@ -589,7 +603,8 @@ static void exit_metrics(const char *log,
 }
 
 static void stop_app(pid_t pid, const char *log) {
-        int st = kt_stop(pid, SIGTERM, 90000);
+        int st  = kt_stop(pid, SIGTERM, 90000);
+        app_pid = -1;
         if (!WIFEXITED(st) || WEXITSTATUS(st)) {
                 char cmd[400];
                 snprintf(cmd, sizeof(cmd), "tail -n 40 %s >&2", log);
@@ -652,7 +667,8 @@ START_TEST(runtime_sigkill_and_replay_write_every_record_once) {
         pid_t pid = start_app(dsn, app, in, last, all, log);
         ck_assert_int_ge(await_rows(dsn, all, 1500, 60000), 1500);
         kt_stop(pid, SIGKILL, 1000);
-        pid = start_app(dsn, app, in, last, all, log);
+        app_pid = -1;
+        pid     = start_app(dsn, app, in, last, all, log);
         ck_assert_int_eq(await_rows(dsn, all, 6000, 90000), 6000);
         usleep(2000 * 1000);
         stop_app(pid, log);
@@ -677,6 +693,7 @@ START_TEST(runtime_sigkill_and_replay_write_every_record_once) {
         }
         ck_assert_int_ge(await_rows(dsn, all, 8500, 60000), 8500);
         kt_stop(pid, SIGKILL, 1000);
+        app_pid = -1;
         produce(in, 11000, 14000);
         pid = start_app(dsn, app, in, last, all, log);
         ck_assert_int_eq(await_rows(dsn, all, 14000, 90000), 14000);
