@@ -61,6 +61,20 @@ CREATE TABLE IF NOT EXISTS processed_events (
         processed_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- The PostgreSQL sink's applied input offsets (kstreams/postgres.h): each
+-- batch's transaction advances its task's rows here, and a replay skips the
+-- records at or below them, so even append-only tables get every record
+-- once. The sink creates the table itself when it is missing.
+CREATE TABLE IF NOT EXISTS kstreams_sink_offsets (
+        application_id text        NOT NULL,
+        sink_name      text        NOT NULL,
+        topic          text        NOT NULL,
+        partition      integer     NOT NULL,
+        last_offset    bigint      NOT NULL,
+        updated_at     timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (application_id, sink_name, topic, partition)
+);
+
 -- Dashboards read the newest windows first.
 CREATE INDEX IF NOT EXISTS event_counts_window_end_idx
         ON event_counts (window_end);

@@ -49,6 +49,26 @@ const char *ks_test_require_service(const char *name) {
         return NULL;
 }
 
+void ks_test_skip_unless_services(const char *const *names) {
+        for (; *names; names++) {
+                if (ks_test_service(*names))
+                        continue;
+                const char *ci = getenv("CI");
+                if (ci && !strcmp(ci, "true")) {
+                        fprintf(stderr,
+                                "FAIL: %s is not available and CI=true: "
+                                "system tests must not skip in CI\n",
+                                *names);
+                        exit(EXIT_FAILURE);
+                }
+                fprintf(stderr,
+                        "SKIP: %s not available (set it or run ctest with "
+                        "the ks_services fixture)\n",
+                        *names);
+                exit(77);
+        }
+}
+
 int main(void) {
         SRunner *sr = srunner_create(ks_test_suite());
         srunner_run_all(sr, CK_NORMAL);

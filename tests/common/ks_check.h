@@ -23,4 +23,12 @@ const char *ks_test_service(const char *name);
  */
 const char *ks_test_require_service(const char *name);
 
+/**
+ * For a whole test program: when one of the NULL-ended @p names is not
+ * available, exits with status 77 (ctest's SKIP_RETURN_CODE, so the test
+ * shows as skipped rather than passed), or with 1 when CI=true. Call it
+ * from ks_test_suite().
+ */
+void ks_test_skip_unless_services(const char *const *names);
+
 #endif

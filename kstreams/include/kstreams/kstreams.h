@@ -10,6 +10,7 @@
 #include "error.h"
 #include "json.h"
 #include "partitioner.h"
+#include "postgres.h"
 #include "processor.h"
 #include "serde.h"
 #include "streams.h"

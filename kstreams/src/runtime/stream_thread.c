@@ -205,6 +205,7 @@ bool ks__thread_commit(ks_stream_thread_t *t) {
         if (t->collector.task_error || t->collector.fatal) {
                 ks_error_destroy(err); /* the loop acts on it */
         } else if (res.failed_step == KS_COMMIT_FLUSH ||
+                   res.failed_step == KS_COMMIT_HOOKS ||
                    res.failed_step == KS_COMMIT_OFFSETS) {
                 ks__log_limited(&t->rl_commit, 10000, KS_LOG_WARNING,
                                 "thread %d: commit postponed: %s", t->index,

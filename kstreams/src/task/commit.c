@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "commit_hook_int.h"
 #include "task_int.h"
 
 #define METADATA_PREFIX "kstreams:1:pt="
@@ -94,6 +95,18 @@ ks_error_t *ks__commit(ks_task_t *const *tasks,
                 ks_error_t *err = ks__task_flush_cache(tasks[i]);
                 if (err) {
                         result->failed_step = KS_COMMIT_CACHES;
+                        return err;
+                }
+        }
+        /* Then external sinks commit what they hold (a PostgreSQL
+         * transaction): before any offset, so they are never behind them.
+         * A retriable failure (the database away) postpones the commit. */
+        for (int i = 0; i < n; i++) {
+                ks_error_t *err = ks__task_run_commit_hooks(tasks[i]);
+                if (err) {
+                        result->failed_step = ks_error_is_retriable(err)
+                                                      ? KS_COMMIT_HOOKS
+                                                      : KS_COMMIT_CACHES;
                         return err;
                 }
         }

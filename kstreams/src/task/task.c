@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "commit_hook_int.h"
 #include "kstreams/partitioner.h"
 #include "task_priv.h"
 
@@ -213,6 +214,7 @@ void ks__task_destroy(ks_task_t *task) {
                         ks_arena_reset(task->punct_arena);
                 }
         }
+        ks__task_free_commit_hooks(task);
         ks__task_drop_caches(task);
         for (int i = 0; i < task->queue_cnt; i++) {
                 ks_queue_t *q = &task->queues[i];

@@ -166,7 +166,8 @@ typedef struct ks_commit_ops_s {
 
 typedef enum ks_commit_step_e {
         KS_COMMIT_OK,
-        KS_COMMIT_CACHES,  /**< a cache flush failed: the task fails */
+        KS_COMMIT_CACHES,  /**< a cache flush (or sink) failed: fail */
+        KS_COMMIT_HOOKS,   /**< an external sink is away: try again later */
         KS_COMMIT_FLUSH,   /**< records not acknowledged: try again later */
         KS_COMMIT_OFFSETS, /**< the offset commit failed (stores committed) */
         KS_COMMIT_STORES,  /**< a store commit failed: fatal */

@@ -96,6 +96,7 @@ struct ks_task_s {
         int64_t log_interval;
         ks_rate_limit_t rl_deser, rl_proc, rl_prod;
         bool initialized;
+        struct ks_commit_hooks_s *commit_hooks; /* external sinks' */
 };
 
 /** Runs node @p id on a record. @locality stream thread */
