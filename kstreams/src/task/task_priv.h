@@ -32,6 +32,10 @@ typedef struct ks_queue_s {
         int64_t head_ts;
         int64_t partition_time;
         ks_arena_t *arena;
+        /* max.task.idle.ms: while empty and caught up, when it may stop
+         * holding the task back (valid if idling). */
+        bool idling;
+        int64_t idle_deadline;
 } ks_queue_t;
 
 struct ks_ctx_s {
@@ -76,6 +80,7 @@ struct ks_task_s {
         ks_queue_t *queues;
         int queue_cnt;
         int64_t stream_time;
+        int64_t max_idle_ms; /* max.task.idle.ms; -1: never wait */
         ks_punctuator_t **puncts;
         int punct_cnt;
         ks_arena_t *punct_arena;
