@@ -95,6 +95,15 @@ static void assert_one_ordered_chain(ks_state_t last) {
         ck_assert_int_eq(seen_new[seen_cnt - 1], last);
 }
 
+static bool saw(ks_state_t state) {
+        bool found = false;
+        pthread_mutex_lock(&seen_lock);
+        for (int i = 0; i < seen_cnt; i++)
+                found = found || seen_new[i] == state;
+        pthread_mutex_unlock(&seen_lock);
+        return found;
+}
+
 typedef struct mock_s {
         rd_kafka_t *host;
         rd_kafka_mock_cluster_t *cluster;
@@ -156,14 +165,15 @@ START_TEST(a_state_listener_may_call_the_getters) {
         size_t n = kt_consume_all(m.bootstrap, "out", 100, 60000, &recs);
         kt_records_free(recs, n);
         ck_assert_uint_eq(n, 100);
+        /* Both threads have their partitions (one may have got them all
+         * first, and processed everything, before the other joined). */
+        for (int i = 0; i < 600 && !saw(KS_STATE_RUNNING); i++)
+                usleep(50 * 1000);
+        ck_assert(saw(KS_STATE_RUNNING));
         ck_assert_ptr_null(ks_streams_close(s, 30000));
         ck_assert_int_eq(ks_streams_state(s), KS_STATE_NOT_RUNNING);
 
         assert_one_ordered_chain(KS_STATE_NOT_RUNNING);
-        bool running = false;
-        for (int i = 0; i < seen_cnt; i++)
-                running = running || seen_new[i] == KS_STATE_RUNNING;
-        ck_assert(running);
         ck_assert_int_eq(seen_new[seen_cnt - 2], KS_STATE_PENDING_SHUTDOWN);
         /* The getter inside the last call saw the state it announced. */
         ck_assert_int_eq(seen_getter[seen_cnt - 1], KS_STATE_NOT_RUNNING);
