@@ -662,6 +662,8 @@ uint64_t ks_test_driver_metric(const ks_test_driver_t *drv, const char *name) {
                  offsetof(ks_task_metrics_t, dropped_skipped)},
                 {"cache-puts", offsetof(ks_task_metrics_t, cache_puts)},
                 {"cache-flushed", offsetof(ks_task_metrics_t, cache_flushed)},
+                {"enforced-processing",
+                 offsetof(ks_task_metrics_t, enforced_processing)},
         };
         if (!strcmp(name, "tasks"))
                 return (uint64_t)drv->task_cnt;

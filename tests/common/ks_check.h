@@ -17,9 +17,15 @@ Suite *ks_test_suite(void);
  */
 const char *ks_test_service(const char *name);
 
+/** The exit status of a test program that skipped tests (ctest's
+ *  SKIP_RETURN_CODE, as the shell tests use). */
+#define KS_TEST_SKIP_CODE 77
+
 /**
  * As ks_test_service(), but a missing service is a failed test when
- * CI=true, and a skipped one (returns NULL, message printed) otherwise.
+ * CI=true, and a skipped one otherwise: it returns NULL with a message,
+ * the test returns, and the program exits with KS_TEST_SKIP_CODE (unless
+ * another test failed), so ctest reports it as skipped, not passed.
  */
 const char *ks_test_require_service(const char *name);
 

@@ -57,7 +57,16 @@ KS_EXPORT ks_streams_t *ks_streams_new(const ks_topology_t *topology,
                                        const ks_conf_t *conf,
                                        char *errstr,
                                        size_t errstr_size);
-/** Set before ks_streams_start(). */
+/**
+ * Set before ks_streams_start(). The listener and the error handler are
+ * called with no lock of the instance held, one call at a time per
+ * instance, in the order of the transitions: they may call
+ * ks_streams_state(), ks_streams_metrics() and the other getters (the state
+ * read may already be newer than the one being reported). They run on a
+ * stream thread or on the thread calling ks_streams_start() /
+ * ks_streams_close(), so they must not call ks_streams_close(), which waits
+ * for the stream threads.
+ */
 KS_EXPORT void ks_streams_set_state_listener(ks_streams_t *s,
                                              ks_state_listener_fn *fn,
                                              void *opaque);
@@ -127,6 +136,9 @@ typedef struct ks_streams_metrics_s {
          *  again): written back with the committed values, so that
          *  at-least-once state is exact through crashes. */
         uint64_t changelog_records_undone;
+        /** Records processed while another input partition of their task
+         *  was empty, once max.task.idle.ms passed (KIP-695). */
+        uint64_t enforced_processing;
 } ks_streams_metrics_t;
 
 /** Fills @p out. Safe to call from any thread at any time. */

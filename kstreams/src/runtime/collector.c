@@ -91,6 +91,37 @@ static int32_t collector_partitions(void *opaque, const char *topic) {
         return -1;
 }
 
+/* max.task.idle.ms's question (KIP-695): how far the consumer is behind
+ * what the broker has for the partition, from librdkafka's cached high
+ * watermark (no request). Before the first record of a partition the
+ * position is the committed offset, or the log start (auto.offset.reset
+ * earliest, our default). -1: not known yet. */
+static int64_t collector_fetched_lag(void *opaque,
+                                     const char *topic,
+                                     int32_t partition) {
+        ks_record_collector_t *c = opaque;
+        ks_stream_thread_t *t    = c->t;
+        int64_t lo, hi;
+        if (rd_kafka_get_watermark_offsets(t->consumer, topic, partition, &lo,
+                                           &hi) ||
+            hi < 0)
+                return -1;
+        rd_kafka_topic_partition_list_t *l =
+                rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, topic, partition);
+        int64_t pos = -1;
+        if (!rd_kafka_position(t->consumer, l))
+                pos = l->elems[0].offset;
+        rd_kafka_topic_partition_list_destroy(l);
+        if (pos < 0) {
+                assigned_t *a = ks__thread_find_assigned(t, topic, partition);
+                pos           = a && a->committed >= 0 ? a->committed : lo;
+        }
+        if (pos < 0)
+                return -1;
+        return hi > pos ? hi - pos : 0;
+}
+
 ks_error_t *ks__collector_init(ks_record_collector_t *c,
                                ks_stream_thread_t *t) {
         ks_streams_t *s = t->s;
@@ -107,6 +138,7 @@ ks_error_t *ks__collector_init(ks_record_collector_t *c,
         snprintf(c->app_prefix, len, "%s-", s->application_id);
         c->iface = (ks_collector_t){.send            = collector_send,
                                     .partition_count = collector_partitions,
+                                    .fetched_lag     = collector_fetched_lag,
                                     .opaque          = c};
         return NULL;
 }

@@ -119,6 +119,7 @@ struct ks_stream_thread_s {
         bool assignment_pending; /* partitions the loop has not handled */
         bool in_group;           /* assigned (perhaps nothing) by the group */
         bool consumer_closed;    /* rd_kafka_consumer_close() done */
+        bool progress;           /* the last process() took records */
         atomic_bool has_assignment;
         ks_record_collector_t collector;
         ks_changelog_reader_t reader;

@@ -331,8 +331,9 @@ static void consume(ks_stream_thread_t *t, rd_kafka_message_t *msg) {
 static ks_error_t *process(ks_stream_thread_t *t) {
         /* Round-robin over running tasks, a slice each, until nothing is
          * buffered or a batch's worth is done (then poll again). */
-        int budget = t->batch_size;
-        bool busy  = true;
+        int budget  = t->batch_size;
+        bool busy   = true;
+        t->progress = false;
         while (busy && budget > 0) {
                 busy = false;
                 for (int i = 0; i < t->task_cnt; i++) {
@@ -346,7 +347,8 @@ static ks_error_t *process(ks_stream_thread_t *t) {
                                         return err;
                                 if (r == 0)
                                         break;
-                                busy = true;
+                                busy        = true;
+                                t->progress = true;
                                 budget--;
                         }
                 }
@@ -404,7 +406,11 @@ static ks_error_t *loop_once(ks_stream_thread_t *t) {
         if (err)
                 return err;
         bool restoring = ks__reader_active(&t->reader);
-        int timeout = anything_buffered(t) || restoring ? 0 : (int)t->poll_ms;
+        /* No wait while there is work; records buffered for a task that
+         * waits for its other inputs (max.task.idle.ms) are not work. */
+        int timeout = (t->progress && anything_buffered(t)) || restoring
+                              ? 0
+                              : (int)t->poll_ms;
         /* One message at a time, not rd_kafka_consume_batch_queue():
          * librdkafka before 2.1.0 (Debian 12 has 2.0.2) could skip offsets
          * in its batch API around pauses, which consume() uses for

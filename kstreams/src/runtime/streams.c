@@ -114,7 +114,86 @@ void ks_streams_set_error_handler(ks_streams_t *s,
         s->error_opaque  = opaque;
 }
 
-/* Called with s->lock held. */
+/*
+ * User callbacks (the state listener, the error handler) are never called
+ * with s->lock held: a listener that calls ks_streams_state() or anything
+ * else that takes it would deadlock. A transition is made under the lock
+ * and queued there as an event; after unlocking, the thread that queued it
+ * delivers the queue, unless another thread is delivering already, which
+ * then delivers it too. Why that is safe:
+ * - order: events are queued under s->lock in the order the transitions
+ *   were made, and only one thread (the one that set s->delivering, under
+ *   the lock) pops and calls them, front first;
+ * - never two at once: s->delivering stays set while a callback runs, so a
+ *   second thread only queues;
+ * - none lost: the deliverer looks at the queue again under the lock after
+ *   each call, and clears s->delivering in the same critical section in
+ *   which it finds the queue empty, so an event is either seen by it or
+ *   queued after it stopped, and then delivered by the thread queueing it;
+ * - no nesting: a transition made while a callback runs (by another
+ *   thread, or caused by the callback itself) is queued and delivered
+ *   after that callback returns, never from inside it.
+ * So ks__streams_set_state() may return before its listener ran, when
+ * another thread is delivering; that thread is a stream thread (which
+ * ks_streams_close() joins) or the caller of start/close, so every event is
+ * delivered before a ks_streams_close() that succeeds returns.
+ */
+
+/* Called with s->lock held. Queues a callback call; takes ownership of
+ * @p err. */
+static void queue_event_locked(ks_streams_t *s,
+                               ks_state_t new_state,
+                               ks_state_t old_state,
+                               ks_error_t *err) {
+        ks_streams_event_t *ev = malloc(sizeof(*ev));
+        if (!ev) {
+                ks__log(KS_LOG_ERROR, "%s: out of memory: the %s is not called",
+                        s->application_id,
+                        err ? "error handler" : "state listener");
+                ks_error_destroy(err);
+                return;
+        }
+        ev->next      = NULL;
+        ev->new_state = new_state;
+        ev->old_state = old_state;
+        ev->error     = err;
+        if (s->events_tail)
+                s->events_tail->next = ev;
+        else
+                s->events = ev;
+        s->events_tail = ev;
+}
+
+/* Makes the queued callback calls, unless another thread is making them.
+ * Called with no lock held. */
+static void deliver_events(ks_streams_t *s) {
+        pthread_mutex_lock(&s->lock);
+        if (s->delivering) {
+                pthread_mutex_unlock(&s->lock);
+                return;
+        }
+        s->delivering = true;
+        ks_streams_event_t *ev;
+        while ((ev = s->events)) {
+                s->events = ev->next;
+                if (!s->events)
+                        s->events_tail = NULL;
+                pthread_mutex_unlock(&s->lock);
+                if (ev->error)
+                        s->error_handler(s, ev->error, s->error_opaque);
+                else
+                        s->state_listener(s, ev->new_state, ev->old_state,
+                                          s->state_opaque);
+                ks_error_destroy(ev->error);
+                free(ev);
+                pthread_mutex_lock(&s->lock);
+        }
+        s->delivering = false;
+        pthread_mutex_unlock(&s->lock);
+}
+
+/* Called with s->lock held; the caller delivers the events after
+ * unlocking. */
 static void set_state_locked(ks_streams_t *s, ks_state_t state) {
         ks_state_t old = s->state;
         if (old == state)
@@ -130,13 +209,14 @@ static void set_state_locked(ks_streams_t *s, ks_state_t state) {
         ks__log(KS_LOG_INFO, "%s: state %s -> %s", s->application_id,
                 ks_state_name(old), ks_state_name(state));
         if (s->state_listener)
-                s->state_listener(s, state, old, s->state_opaque);
+                queue_event_locked(s, state, old, NULL);
 }
 
 void ks__streams_set_state(ks_streams_t *s, ks_state_t state) {
         pthread_mutex_lock(&s->lock);
         set_state_locked(s, state);
         pthread_mutex_unlock(&s->lock);
+        deliver_events(s);
 }
 
 void ks__streams_update_state(ks_streams_t *s) {
@@ -149,6 +229,7 @@ void ks__streams_update_state(ks_streams_t *s) {
                                  all ? KS_STATE_RUNNING : KS_STATE_REBALANCING);
         }
         pthread_mutex_unlock(&s->lock);
+        deliver_events(s);
 }
 
 void ks__streams_thread_failed(ks_streams_t *s, ks_error_t *err) {
@@ -159,9 +240,11 @@ void ks__streams_thread_failed(ks_streams_t *s, ks_error_t *err) {
         set_state_locked(s, KS_STATE_ERROR);
         atomic_store(&s->stop, true);
         if (first && s->error_handler)
-                s->error_handler(s, err, s->error_opaque);
+                queue_event_locked(s, KS_STATE_ERROR, KS_STATE_ERROR, err);
+        else
+                ks_error_destroy(err);
         pthread_mutex_unlock(&s->lock);
-        ks_error_destroy(err);
+        deliver_events(s);
 }
 
 ks_error_t *ks_streams_start(ks_streams_t *s) {
@@ -265,6 +348,12 @@ void ks_streams_destroy(ks_streams_t *s) {
         for (int i = 0; i < s->subscription_cnt; i++)
                 free(s->subscription[i]);
         free(s->subscription);
+        while (s->events) { /* none: each was delivered by its queuer */
+                ks_streams_event_t *ev = s->events;
+                s->events              = ev->next;
+                ks_error_destroy(ev->error);
+                free(ev);
+        }
         ks__iq_fini(&s->iq); /* the threads unregistered their tasks */
         pthread_mutex_destroy(&s->lock);
         ks_conf_destroy(s->conf);
@@ -293,6 +382,7 @@ void ks__metrics_add_task(ks_streams_metrics_t *out,
         out->dropped_skipped += m->dropped_skipped;
         out->cache_puts += m->cache_puts;
         out->cache_flushed += m->cache_flushed;
+        out->enforced_processing += m->enforced_processing;
 }
 
 void ks_streams_metrics(const ks_streams_t *s, ks_streams_metrics_t *out) {

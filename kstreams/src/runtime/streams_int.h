@@ -36,6 +36,14 @@ int ks__rmtree(const char *path);
 /** Creates @p path and its parents (mode 0755). */
 ks_err_t ks__mkdirs(const char *path);
 
+/** A user callback call waiting to be made (streams.c). */
+typedef struct ks_streams_event_s {
+        struct ks_streams_event_s *next;
+        ks_state_t new_state, old_state;
+        ks_error_t *error; /* an error-handler call (owned); NULL: the state
+                            * listener's */
+} ks_streams_event_t;
+
 struct ks_streams_s {
         const ks_topology_t *topology;
         ks_conf_t *conf;
@@ -44,8 +52,12 @@ struct ks_streams_s {
         int subscription_cnt;
         ks_stream_thread_t **threads;
         int thread_cnt;
-        pthread_mutex_t lock; /* state, listener calls, closed metrics */
+        pthread_mutex_t lock; /* state, events, delivering */
         ks_state_t state;
+        /* User callback calls in the order of the transitions that made
+         * them; made, with lock released, by the one thread delivering. */
+        ks_streams_event_t *events, *events_tail;
+        bool delivering;
         ks_state_listener_fn *state_listener;
         void *state_opaque;
         ks_error_handler_fn *error_handler;
@@ -61,7 +73,9 @@ struct ks_streams_s {
         ks_iq_t iq;
 };
 
-/** Moves the instance to @p state (and calls the listener). */
+/** Moves the instance to @p state and calls the listener (with no lock
+ *  held; if another thread is calling a callback of this instance, that
+ *  thread makes the call, after the one it is making). */
 void ks__streams_set_state(ks_streams_t *s, ks_state_t state);
 /** Called by a thread that fails for good. Takes ownership of @p err. */
 void ks__streams_thread_failed(ks_streams_t *s, ks_error_t *err);

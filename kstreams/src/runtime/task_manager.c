@@ -341,6 +341,8 @@ static bool read_committed_times(ks_stream_thread_t *t) {
         for (int i = 0; !err && i < l->cnt; i++) {
                 assigned_t *a = ks__thread_find_assigned(t, l->elems[i].topic,
                                                          l->elems[i].partition);
+                if (a && l->elems[i].offset >= 0)
+                        a->committed = l->elems[i].offset;
                 if (a)
                         a->committed_time = ks__offset_metadata_decode(
                                 l->elems[i].metadata, l->elems[i].metadata_size,

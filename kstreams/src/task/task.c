@@ -2,6 +2,7 @@
  * timestamp, running it through the sub-topology, error handlers and
  * punctuation. @locality stream thread (or the test driver's caller) */
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,8 @@ int64_t ks__task_wall_clock(const ks_task_t *task) {
         const ks_collector_t *c = task->collector;
         return c->wall_clock ? c->wall_clock(c->opaque) : ks_now_ms();
 }
+
+static int add_source_queues(ks_task_t *task);
 
 ks_err_t ks__conf_check_handlers(const ks_conf_t *conf,
                                  char *errstr,
@@ -73,6 +76,7 @@ ks_task_t *ks__task_new(const ks_topology_t *t,
         task->partition      = partition;
         task->application_id = ks__conf_str(conf, "application.id");
         task->stream_time    = -1;
+        task->max_idle_ms    = ks__conf_int(conf, "max.task.idle.ms");
         task->log_interval   = ks__conf_int(conf, "log.rate.limit.ms");
         snprintf(task->id, sizeof(task->id), "%d_%" PRId32, subtopology,
                  partition);
@@ -107,6 +111,8 @@ ks_task_t *ks__task_new(const ks_topology_t *t,
                 if (!task->sink_topics[i])
                         goto err_oom;
         }
+        if (add_source_queues(task))
+                goto err_oom;
         ks_error_t *err = check_handlers(task);
         if (!err)
                 err = ks__task_open_stores(task);
@@ -264,13 +270,7 @@ bool ks__task_reads(const ks_task_t *task, const char *topic) {
         return source_for(task, topic) >= 0;
 }
 
-static ks_queue_t *queue_for(ks_task_t *task, const char *topic) {
-        for (int i = 0; i < task->queue_cnt; i++)
-                if (!strcmp(task->queues[i].topic, topic))
-                        return &task->queues[i];
-        int src = source_for(task, topic);
-        if (src < 0)
-                return NULL;
+static ks_queue_t *queue_add(ks_task_t *task, const char *topic, int src) {
         ks_queue_t *nq = realloc(task->queues,
                                  (size_t)(task->queue_cnt + 1) * sizeof(*nq));
         if (!nq)
@@ -292,6 +292,41 @@ static ks_queue_t *queue_for(ks_task_t *task, const char *topic) {
         }
         task->queue_cnt++;
         return q;
+}
+
+static ks_queue_t *queue_for(ks_task_t *task, const char *topic) {
+        for (int i = 0; i < task->queue_cnt; i++)
+                if (!strcmp(task->queues[i].topic, topic))
+                        return &task->queues[i];
+        int src = source_for(task, topic);
+        return src < 0 ? NULL : queue_add(task, topic, src);
+}
+
+/* A queue for every input partition the task knows of before a record
+ * arrives: max.task.idle.ms must see an input that is still empty.
+ * Pattern sources get theirs as records come (the topics they match are
+ * not known here). @returns 0, or -1 out of memory. */
+static int add_source_queues(ks_task_t *task) {
+        const ks_topology_t *t = task->topology;
+        for (int i = 0; i < t->node_cnt; i++) {
+                const ks_node_t *n = t->nodes[i];
+                if (n->subtopology != task->subtopology ||
+                    n->kind != KS_NODE_SOURCE || n->has_regex)
+                        continue;
+                for (int k = 0; k < n->topic_cnt; k++) {
+                        char name[512];
+                        if (n->internal)
+                                ks__internal_topic_name(task->application_id,
+                                                        n->topics[k], name,
+                                                        sizeof(name));
+                        else
+                                snprintf(name, sizeof(name), "%s",
+                                         n->topics[k]);
+                        if (!queue_for(task, name))
+                                return -1;
+                }
+        }
+        return 0;
 }
 
 ks_err_t ks__task_enqueue(ks_task_t *task, const ks_raw_record_t *rec) {
@@ -522,6 +557,60 @@ ks_error_t *ks__task_punctuate_wall(ks_task_t *task, int64_t now_ms) {
         return punctuate(task, KS_PUNCTUATE_WALL_CLOCK, now_ms);
 }
 
+/*
+ * max.task.idle.ms, as Kafka Streams' PartitionGroup.readyToProcess()
+ * (KIP-695): may the task process its buffered records while some input
+ * partition is empty? Not while that partition's fetched lag is unknown or
+ * > 0 (records are on their way: processing now would take them out of
+ * timestamp order, and a join would drop them as late); once it is caught
+ * up (lag 0), after it stayed so for max.task.idle.ms of wall-clock time
+ * since it was first seen so. Lag unknown or > 0 forgets that time. Runs
+ * also when nothing is buffered, so that an input caught up long ago does
+ * not hold back the first record that arrives elsewhere. Unlike Kafka
+ * Streams' loop, which stops at the first partition that is not ready, it
+ * looks at every empty partition, so that when each one starts idling does
+ * not depend on the order of the task's inputs.
+ */
+static bool ready_to_process(ks_task_t *task, bool any_buffered) {
+        if (task->max_idle_ms < 0 || task->queue_cnt < 2)
+                return true;
+        const ks_collector_t *c = task->collector;
+        bool enforced = false, ready = true;
+        int64_t now = INT64_MIN;
+        for (int i = 0; i < task->queue_cnt; i++) {
+                ks_queue_t *q = &task->queues[i];
+                if (q->cnt > 0) {
+                        q->idling = false;
+                        continue;
+                }
+                int64_t lag = c->fetched_lag
+                                      ? c->fetched_lag(c->opaque, q->topic,
+                                                       task->partition)
+                                      : 0;
+                if (lag != 0) {
+                        q->idling = false;
+                        ready     = false;
+                        continue;
+                }
+                if (task->max_idle_ms > 0) {
+                        if (now == INT64_MIN)
+                                now = ks__task_wall_clock(task);
+                        if (!q->idling) {
+                                q->idling        = true;
+                                q->idle_deadline = now + task->max_idle_ms;
+                        }
+                        if (now < q->idle_deadline) {
+                                ready = false;
+                                continue;
+                        }
+                }
+                enforced = true;
+        }
+        if (ready && enforced && any_buffered)
+                task->metrics.enforced_processing++;
+        return ready;
+}
+
 int ks__task_process_one(ks_task_t *task, ks_error_t **errp) {
         int best_idx = -1;
         *errp        = NULL;
@@ -536,7 +625,7 @@ int ks__task_process_one(ks_task_t *task, ks_error_t **errp) {
                               q->head_ts < task->queues[best_idx].head_ts))
                         best_idx = i;
         }
-        if (best_idx < 0)
+        if (!ready_to_process(task, best_idx >= 0) || best_idx < 0)
                 return 0;
         /* Processing may enqueue into this very task (a sink writing to a
          * topic the task reads, in the test driver), which can move the

@@ -47,6 +47,17 @@ typedef struct ks_collector_s {
         /** @returns the wall-clock time in ms (the driver's mock clock).
          *  May be NULL: system time. */
         int64_t (*wall_clock)(void *opaque);
+        /** @returns how many records of input partition @p topic /
+         *  @p partition the broker has that the feeder has not enqueued
+         *  yet, as last fetched (Kafka Streams' fetched lag): -1 when not
+         *  known yet, else >= 0. Asked only for an input partition whose
+         *  queue is empty, from ks__task_process_one(), unless
+         *  max.task.idle.ms is -1. May be NULL: every partition is caught
+         *  up (lag 0), as in the test driver, which enqueues everything
+         *  before it processes. */
+        int64_t (*fetched_lag)(void *opaque,
+                               const char *topic,
+                               int32_t partition);
         void *opaque;
 } ks_collector_t;
 
@@ -63,6 +74,10 @@ typedef struct ks_task_metrics_s {
         uint64_t dropped_skipped; /* null keys/values an aggregation skips */
         uint64_t cache_puts;      /* store changes given to record caches */
         uint64_t cache_flushed;   /* ... that left them (the rest collapsed) */
+        /* Records processed while an input partition was empty, after it
+         * idled max.task.idle.ms caught up (Kafka Streams'
+         * enforced-processing). */
+        uint64_t enforced_processing;
 } ks_task_metrics_t;
 
 typedef struct ks_task_s ks_task_t;
@@ -103,9 +118,15 @@ size_t ks__task_buffered_topic(const ks_task_t *task, const char *topic);
 
 /**
  * Processes the buffered record with the smallest timestamp across the
- * task's input partitions, then runs due stream-time punctuators.
+ * task's input partitions, then runs due stream-time punctuators. While an
+ * input partition is empty it first applies max.task.idle.ms as Kafka
+ * Streams' PartitionGroup.readyToProcess() does, asking the collector's
+ * fetched_lag(): not ready while that partition's lag is unknown or > 0,
+ * or while it has been caught up for less than max.task.idle.ms of the
+ * collector's wall clock.
  * @returns 1 if a record was taken (processed or handled as an error), 0 if
- *          nothing is buffered, -1 with @p *errp set when a handler says
+ *          nothing is buffered or the task is not ready to process yet
+ *          (call again later), -1 with @p *errp set when a handler says
  *          "fail" (the record is consumed; the task may go on).
  */
 int ks__task_process_one(ks_task_t *task, ks_error_t **errp);

@@ -37,6 +37,10 @@ typedef struct ks_queue_s {
         int64_t consumed;
         int64_t committed, committed_time;
         ks_arena_t *arena;
+        /* max.task.idle.ms: while empty and caught up, when it may stop
+         * holding the task back (valid if idling). */
+        bool idling;
+        int64_t idle_deadline;
 } ks_queue_t;
 
 struct ks_ctx_s {
@@ -85,6 +89,7 @@ struct ks_task_s {
         ks_queue_t *queues;
         int queue_cnt;
         int64_t stream_time;
+        int64_t max_idle_ms; /* max.task.idle.ms; -1: never wait */
         ks_punctuator_t **puncts;
         int punct_cnt;
         ks_arena_t *punct_arena;

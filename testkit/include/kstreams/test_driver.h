@@ -144,8 +144,9 @@ KS_EXPORT int32_t ks_test_driver_partitions(const ks_test_driver_t *drv,
  * aggregation cannot use), "cache-puts" and "cache-flushed" (store changes
  * given to the record caches, and those sent on; they differ by updates
  * collapsed between commits, deletions of keys created since the last
- * commit, and flushes that failed),
- * "tasks", "commits" (runs of the commit protocol).
+ * commit, and flushes that failed), "enforced-processing" (records
+ * processed while another input partition of their task was empty, after
+ * max.task.idle.ms), "tasks", "commits" (runs of the commit protocol).
  * @returns the sum, or UINT64_MAX for an unknown name.
  */
 KS_EXPORT uint64_t ks_test_driver_metric(const ks_test_driver_t *drv,
