@@ -12,6 +12,7 @@
 #include "partitioner.h"
 #include "processor.h"
 #include "serde.h"
+#include "serde_typed.h"
 #include "streams.h"
 #include "table.h"
 #include "timestamp.h"
