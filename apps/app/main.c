@@ -21,6 +21,7 @@ typedef struct options_s {
         size_t job_cnt;
         const char *bootstrap;
         const char *application_id;
+        const char *application_id_prefix;
         const char *guarantee;
         const char *threads;
         const char *state_dir;
@@ -55,7 +56,9 @@ static void usage(FILE *f) {
                 "$KS_BOOTSTRAP)\n"
                 "  --application-id ID       one application for all the "
                 "jobs (default: one each,\n"
-                "                            kstreams-app-<job>)\n"
+                "                            <prefix>-<job>)\n"
+                "  --application-id-prefix P the prefix of those ids "
+                "(default kstreams-app)\n"
                 "  --processing-guarantee G  at_least_once (default) | "
                 "exactly_once_v2\n"
                 "  --threads N               stream threads per job "
@@ -135,6 +138,7 @@ enum {
         OPT_JOB = 256,
         OPT_BOOTSTRAP,
         OPT_APP_ID,
+        OPT_APP_ID_PREFIX,
         OPT_GUARANTEE,
         OPT_THREADS,
         OPT_STATE_DIR,
@@ -161,6 +165,8 @@ static int parse_args(int argc, char **argv, options_t *o) {
                 {"job", required_argument, NULL, OPT_JOB},
                 {"bootstrap-servers", required_argument, NULL, OPT_BOOTSTRAP},
                 {"application-id", required_argument, NULL, OPT_APP_ID},
+                {"application-id-prefix", required_argument, NULL,
+                 OPT_APP_ID_PREFIX},
                 {"processing-guarantee", required_argument, NULL,
                  OPT_GUARANTEE},
                 {"threads", required_argument, NULL, OPT_THREADS},
@@ -182,16 +188,17 @@ static int parse_args(int argc, char **argv, options_t *o) {
                 {"help", no_argument, NULL, OPT_HELP},
                 {NULL, 0, NULL, 0}};
         int c;
-        *o = (options_t){.bootstrap         = getenv("KS_BOOTSTRAP"),
-                         .guarantee         = "at_least_once",
-                         .dlq_topic         = "user-events-dlq",
-                         .stats_interval_ms = 5000,
-                         .job               = {.input_topic     = "user-events",
-                                               .output_topic    = "event-analytics",
-                                               .window_ms       = 60000,
-                                               .grace_ms        = 10000,
-                                               .session_gap_ms  = 30 * 60000,
-                                               .dedup_window_ms = 10 * 60000}};
+        *o = (options_t){.bootstrap             = getenv("KS_BOOTSTRAP"),
+                         .guarantee             = "at_least_once",
+                         .application_id_prefix = "kstreams-app",
+                         .dlq_topic             = "user-events-dlq",
+                         .stats_interval_ms     = 5000,
+                         .job                   = {.input_topic     = "user-events",
+                                                   .output_topic    = "event-analytics",
+                                                   .window_ms       = 60000,
+                                                   .grace_ms        = 10000,
+                                                   .session_gap_ms  = 30 * 60000,
+                                                   .dedup_window_ms = 10 * 60000}};
         while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
                 bool ok = true;
                 switch (c) {
@@ -203,6 +210,9 @@ static int parse_args(int argc, char **argv, options_t *o) {
                         break;
                 case OPT_APP_ID:
                         o->application_id = optarg;
+                        break;
+                case OPT_APP_ID_PREFIX:
+                        o->application_id_prefix = optarg;
                         break;
                 case OPT_GUARANTEE:
                         o->guarantee = optarg;
@@ -360,7 +370,8 @@ static size_t plan_apps(const options_t *o, app_t *apps) {
                         a->jobs[0] = o->jobs[i];
                         a->job_cnt = 1;
                         snprintf(a->application_id, sizeof(a->application_id),
-                                 "kstreams-app-%s", job_name(o->jobs[i]));
+                                 "%s-%s", o->application_id_prefix,
+                                 job_name(o->jobs[i]));
                         snprintf(a->label, sizeof(a->label), "%s",
                                  job_name(o->jobs[i]));
                 }
