@@ -15,6 +15,7 @@
 #include <kstreams/test_driver.h>
 
 #include "jobs.h"
+#include "lag.h"
 
 typedef struct options_s {
         job_kind_t jobs[JOB__COUNT];
@@ -343,10 +344,12 @@ typedef struct app_s {
         job_stats_t stats;
         ks_topology_t *topology;
         ks_streams_t *streams;
+        lag_probe_t *lag;
         uint64_t last_in;
 } app_t;
 
 static void app_free(app_t *a) {
+        lag_probe_destroy(a->lag);
         ks_streams_destroy(a->streams);
         ks_topology_destroy(a->topology);
         dedup_destroy(a->dedup);
@@ -566,16 +569,20 @@ static void stats_line(app_t *a, double seconds) {
         ks_streams_metrics(a->streams, &m);
         uint64_t in = (uint64_t)atomic_load(&a->stats.seen) +
                       m.dropped_deserialization;
+        int64_t lag       = a->lag ? lag_probe_get(a->lag, 2000) : -1;
+        char lag_text[32] = "?";
+        if (lag >= 0)
+                snprintf(lag_text, sizeof(lag_text), "%" PRId64, lag);
         fprintf(stderr,
                 "[%s] %s  in %" PRIu64 " (%.0f/s)  late %" PRIu64
                 "  dead-lettered %" PRIu64 "  deduplicated %" PRIu64
-                "  windows %" PRIu64 "  tasks %" PRIu64 "  commits %" PRIu64
-                "\n",
+                "  windows %" PRIu64 "  lag %s  tasks %" PRIu64
+                "  commits %" PRIu64 "\n",
                 a->label, ks_state_name(ks_streams_state(a->streams)), in,
                 seconds > 0 ? (double)(in - a->last_in) / seconds : 0.0,
                 m.dropped_late, m.dead_lettered, dedup_dropped(a->dedup),
-                (uint64_t)atomic_load(&a->stats.emitted), m.active_tasks,
-                m.commits);
+                (uint64_t)atomic_load(&a->stats.emitted), lag_text,
+                m.active_tasks, m.commits);
         a->last_in = in;
 }
 
@@ -614,6 +621,11 @@ static int run_kafka(const options_t *o, app_t *apps, size_t n) {
                 }
                 fprintf(stderr, "[%s] started (application.id %s)\n",
                         apps[started].label, apps[started].application_id);
+                /* The lag is that of the input topic (repartition topics
+                 * are internal); without a probe the line says "?". */
+                apps[started].lag = lag_probe_new(o->bootstrap,
+                                                  apps[started].application_id,
+                                                  o->job.input_topic);
         }
         int64_t last = ks_now_ms();
         while (!rc && !stop_requested) {

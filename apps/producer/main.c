@@ -290,6 +290,9 @@ static rd_kafka_t *producer_new(const options_t *o, stats_t *st) {
                 {"queue.buffering.max.kbytes", "2097152"},
                 {"partitioner", "murmur2_random"},
                 {"message.timeout.ms", "120000"},
+                /* A missing topic is created with --partitions below, not
+                 * by the broker's auto-creation with its default count. */
+                {"allow.auto.create.topics", "false"},
         };
         if (rd_kafka_conf_set(conf, "bootstrap.servers", o->bootstrap, errstr,
                               sizeof(errstr)) != RD_KAFKA_CONF_OK)
