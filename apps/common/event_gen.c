@@ -3,6 +3,7 @@
  * benchmarks can regenerate the same bytes from a seed. */
 #include "event_gen.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@ struct event_gen_s {
         int64_t disorder_max_ms;
         double bad_ratio;
         event_gen_opts_t opts;
+        double *zipf_cdf; /* users entries, the last 1.0; NULL: u^2 */
         int64_t last_ts;
         ks_buf_t scratch; /* a record being made bad */
         char event_id[40];
@@ -105,6 +107,7 @@ void event_gen_destroy(event_gen_t *g) {
         if (!g)
                 return;
         ks_buf_free(&g->scratch);
+        free(g->zipf_cdf);
         free(g->user);
         free(g);
 }
@@ -122,8 +125,38 @@ int64_t event_gen_clock_ms(const event_gen_t *g) {
         return g->clock_ms;
 }
 
-void event_gen_set_opts(event_gen_t *g, const event_gen_opts_t *opts) {
+ks_err_t event_gen_set_opts(event_gen_t *g, const event_gen_opts_t *opts) {
         g->opts = *opts;
+        free(g->zipf_cdf);
+        g->zipf_cdf = NULL;
+        if (opts->zipf_s <= 0)
+                return KS_OK;
+        g->zipf_cdf = malloc((size_t)g->users * sizeof(*g->zipf_cdf));
+        if (!g->zipf_cdf)
+                return KS_ERR_NOMEM;
+        double sum = 0;
+        for (int k = 0; k < g->users; k++)
+                g->zipf_cdf[k] = (sum += pow(k + 1, -opts->zipf_s));
+        for (int k = 0; k < g->users; k++)
+                g->zipf_cdf[k] /= sum;
+        g->zipf_cdf[g->users - 1] = 1.0;
+        return KS_OK;
+}
+
+/* The user index for @p u in [0, 1): u^2 by default, else the first index
+ * whose Zipf CDF exceeds u (binary search). */
+static int pick_user(const event_gen_t *g, double u) {
+        if (!g->zipf_cdf)
+                return (int)(u * u * g->users);
+        int lo = 0, hi = g->users - 1;
+        while (lo < hi) {
+                int mid = lo + (hi - lo) / 2;
+                if (g->zipf_cdf[mid] > u)
+                        hi = mid;
+                else
+                        lo = mid + 1;
+        }
+        return lo;
 }
 
 int64_t event_gen_last_timestamp_ms(const event_gen_t *g) {
@@ -221,7 +254,7 @@ void event_gen_next(event_gen_t *g, user_event_t *ev) {
 
         /* u^2 skews towards low indexes: a few users are very active. */
         double u         = unit(g);
-        int index        = (int)(u * u * g->users);
+        int index        = pick_user(g, u);
         gen_user_t *user = &g->user[index];
         ev->event_type   = pick_type(g);
         if (user->last_ms < 0 || g->clock_ms - user->last_ms > SESSION_GAP_MS ||

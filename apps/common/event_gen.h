@@ -67,10 +67,15 @@ typedef struct event_gen_opts_s {
          *  string instead of an invalid byte), so that they fit in a JSON
          *  lines dump such as kcat -J's. */
         bool text_only;
+        /** > 0: users are drawn from a Zipf distribution of this exponent
+         *  (user_k with weight 1/k^s; 1.0 is the classic Zipf); 0: the
+         *  default u^2 skew. */
+        double zipf_s;
 } event_gen_opts_t;
 
-/** Applies @p opts (copied). Call before the first event. */
-void event_gen_set_opts(event_gen_t *g, const event_gen_opts_t *opts);
+/** Applies @p opts (copied). Call before the first event.
+ *  @returns KS_OK, or KS_ERR_NOMEM (the Zipf table). */
+ks_err_t event_gen_set_opts(event_gen_t *g, const event_gen_opts_t *opts);
 
 /** The timestamp of the latest event made (late ones included), for the
  *  Kafka record of a bad record whose own timestamp cannot be read. */

@@ -34,6 +34,7 @@ typedef struct options_s {
         double duplicate_rate;
         double late_rate;
         int64_t max_lateness_ms;
+        double zipf_s;
         int partitions;
         bool quiet;
 } options_t;
@@ -48,8 +49,8 @@ static void on_signal(int sig) {
 static void usage(FILE *f) {
         fprintf(f,
                 "usage: kstreams-producer [options]\n"
-                "Generates realistic user-events (weighted event types, skewed "
-                "users (a few make most events), per-user\nsessions, purchases "
+                "Generates realistic user-events (weighted event types, Zipf-"
+                "skewed users, per-user\nsessions, purchases "
                 "with amounts "
                 "and currencies), keyed by user_id, and produces\nthem to "
                 "Kafka (idempotent, lz4, batched) and/or writes them as "
@@ -66,6 +67,8 @@ static void usage(FILE *f) {
                 "as possible)\n"
                 "  --duration S          stop after S seconds\n"
                 "  --users N             distinct users (default 1000)\n"
+                "  --zipf S              Zipf exponent of the users' "
+                "activity (default 1.0)\n"
                 "  --seed S              generator seed (default 42): same "
                 "seed, same events\n"
                 "  --start-time ISO      timestamp of the first event "
@@ -117,6 +120,7 @@ enum {
         OPT_RATE,
         OPT_DURATION,
         OPT_USERS,
+        OPT_ZIPF,
         OPT_SEED,
         OPT_START,
         OPT_STEP,
@@ -140,6 +144,7 @@ static int parse_args(int argc, char **argv, options_t *o) {
                 {"rate", required_argument, NULL, OPT_RATE},
                 {"duration", required_argument, NULL, OPT_DURATION},
                 {"users", required_argument, NULL, OPT_USERS},
+                {"zipf", required_argument, NULL, OPT_ZIPF},
                 {"seed", required_argument, NULL, OPT_SEED},
                 {"start-time", required_argument, NULL, OPT_START},
                 {"time-step", required_argument, NULL, OPT_STEP},
@@ -161,6 +166,7 @@ static int parse_args(int argc, char **argv, options_t *o) {
                          .seed            = 42,
                          .start_ms        = INT64_C(1765533600000),
                          .max_lateness_ms = 30000,
+                         .zipf_s          = 1.0,
                          .partitions      = 6};
         while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
                 bool ok = true;
@@ -188,6 +194,9 @@ static int parse_args(int argc, char **argv, options_t *o) {
                 case OPT_USERS:
                         ok       = parse_ll(optarg, 1, 100000000, &ll);
                         o->users = (int)ll;
+                        break;
+                case OPT_ZIPF:
+                        ok = parse_double(optarg, 0.01, 10, &o->zipf_s);
                         break;
                 case OPT_SEED:
                         ok      = parse_ll(optarg, 0, INT64_MAX, &ll);
@@ -470,8 +479,10 @@ int main(int argc, char **argv) {
                 goto out;
         event_gen_opts_t gopts = {.all_types    = true,
                                   .time_step_ms = o.time_step_ms,
-                                  .text_only    = o.out_path != NULL};
-        event_gen_set_opts(g, &gopts);
+                                  .text_only    = o.out_path != NULL,
+                                  .zipf_s       = o.zipf_s};
+        if (event_gen_set_opts(g, &gopts))
+                goto out;
         event_gen_set_bad_ratio(g, o.malformed_rate);
         event_gen_set_disorder(g, o.late_rate, o.max_lateness_ms);
 

@@ -93,12 +93,38 @@ START_TEST(text_only_bad_records_are_utf8_and_some_pass_the_decoder) {
 }
 END_TEST
 
+START_TEST(zipf_users_follow_one_over_k) {
+        event_gen_t *g        = event_gen_new(3, INT64_C(1765535400000), 1000);
+        event_gen_opts_t opts = {.zipf_s = 1.0};
+        int n = 200000, first = 0, second = 0, tenth = 0;
+        ck_assert_int_eq(event_gen_set_opts(g, &opts), KS_OK);
+        for (int i = 0; i < n; i++) {
+                user_event_t ev;
+                event_gen_next(g, &ev);
+                int u = atoi(ev.user_id + 5);
+                ck_assert(u >= 1 && u <= 1000);
+                first += u == 1;
+                second += u == 2;
+                tenth += u == 10;
+        }
+        /* P(k) = (1/k) / H_1000, H_1000 = 7.4855: 13.36%, 6.68%, 1.34%. */
+        ck_assert_int_gt(first, n * 128 / 1000);
+        ck_assert_int_lt(first, n * 139 / 1000);
+        ck_assert_int_gt(second, n * 63 / 1000);
+        ck_assert_int_lt(second, n * 71 / 1000);
+        ck_assert_int_gt(tenth, n * 115 / 10000);
+        ck_assert_int_lt(tenth, n * 155 / 10000);
+        event_gen_destroy(g);
+}
+END_TEST
+
 Suite *ks_test_suite(void) {
         Suite *s  = suite_create("event_gen_opts");
         TCase *tc = tcase_create("event_gen_opts");
         tcase_add_test(tc, all_types_gives_the_ten_types_and_a_browser);
         tcase_add_test(
                 tc, text_only_bad_records_are_utf8_and_some_pass_the_decoder);
+        tcase_add_test(tc, zipf_users_follow_one_over_k);
         suite_add_tcase(s, tc);
         return s;
 }
