@@ -448,14 +448,17 @@ static void progress(const options_t *o,
                      const stats_t *st,
                      double elapsed,
                      bool final) {
+        char acked[64] = "";
         if (o->quiet)
                 return;
-        fprintf(stderr,
-                "%s[producer] sent %" PRIu64 "  rate %.0f/s  acked %" PRIu64
-                "  failed %" PRIu64 "%s",
+        if (o->bootstrap)
+                snprintf(acked, sizeof(acked),
+                         "  acked %" PRIu64 "  failed %" PRIu64, st->acked,
+                         st->failed);
+        fprintf(stderr, "%s[producer] sent %" PRIu64 "  rate %.0f/s%s%s",
                 isatty(2) ? "\r" : "", st->sent,
-                elapsed > 0 ? (double)st->sent / elapsed : 0.0, st->acked,
-                st->failed, final || !isatty(2) ? "\n" : "");
+                elapsed > 0 ? (double)st->sent / elapsed : 0.0, acked,
+                final || !isatty(2) ? "\n" : "");
 }
 
 int main(int argc, char **argv) {
