@@ -70,9 +70,10 @@ static void usage(FILE *f) {
                 "  --zipf S              Zipf exponent of the users' "
                 "activity (default 1.0)\n"
                 "  --seed S              generator seed (default 42): same "
-                "seed, same events\n"
+                "seed and start time,\n"
+                "                        same events\n"
                 "  --start-time ISO      timestamp of the first event "
-                "(default 2025-12-12T10:00:00.000Z)\n"
+                "(default: now; give it for identical runs)\n"
                 "  --time-step MS        ms between event timestamps "
                 "(default: 0..200 at random)\n"
                 "  --malformed-rate R    fraction of malformed or invalid "
@@ -159,12 +160,15 @@ static int parse_args(int argc, char **argv, options_t *o) {
         bool count_given = false;
         long long ll;
         int c;
-        *o = (options_t){.bootstrap       = getenv("KS_BOOTSTRAP"),
-                         .topic           = "user-events",
-                         .count           = 100000,
-                         .users           = 1000,
-                         .seed            = 42,
-                         .start_ms        = INT64_C(1765533600000),
+        *o = (options_t){.bootstrap = getenv("KS_BOOTSTRAP"),
+                         .topic     = "user-events",
+                         .count     = 100000,
+                         .users     = 1000,
+                         .seed      = 42,
+                         /* Now, whole seconds: a broker deletes records
+                          * older than its retention, so a fixed past date
+                          * would vanish. --start-time for identical runs. */
+                         .start_ms        = ks_now_ms() / 1000 * 1000,
                          .max_lateness_ms = 30000,
                          .zipf_s          = 1.0,
                          .partitions      = 6};

@@ -27,6 +27,7 @@ failures=0
 # 8% up to 40 s behind (so some later than the 10 s grace), 3% malformed or
 # invalid, 3% exact copies of one of the last 1000 records.
 "$PRODUCER" --out "$tmp/in.jsonl" --count 8000 --users 300 --seed 20251212 \
+        --start-time 2025-12-12T10:00:00.000Z \
         --partitions 3 --late-rate 0.08 --max-lateness 40000 \
         --malformed-rate 0.03 --duplicate-rate 0.03 --quiet
 
