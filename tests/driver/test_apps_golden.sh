@@ -3,7 +3,8 @@
 # (out-of-order, late, malformed and duplicate ones included) are written
 # by kstreams-producer --out, replayed through each job in the test driver,
 # and the results and dead-lettered records compared exactly with what
-# tests/apps/expected.py computes on its own from the same file.
+# tests/apps/expected.py computes on its own from the same file; then a
+# hand-made case (tests/data/apps-edges) against values worked out by hand.
 set -euo pipefail
 KS_SOURCE_DIR=${KS_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 KS_BINARY_DIR=${KS_BINARY_DIR:-$KS_SOURCE_DIR/build}
@@ -77,6 +78,28 @@ case_ event-count-dedup30s event-count "$close --dedup-window 30s" "--close --de
 case_ revenue-nodedup revenue "$close --dedup-window 0" "--close --dedup-window 0"
 # Other window and grace.
 case_ revenue-5m-grace0 revenue "$close --window 5m --grace 0" "--close --window 300000 --grace 0"
+
+# The hand-made case: expected values worked out by hand
+# (tests/data/apps-edges/README.md says what each event checks).
+edges=$KS_SOURCE_DIR/tests/data/apps-edges
+for job in event-count revenue sessions; do
+        if ! "$APP" --job "$job" --replay "$edges/input.jsonl" \
+                --replay-out "$tmp/edges-$job.out" --replay-close-windows \
+                --window 10s --grace 2s --session-gap 5s --dedup-window 3s \
+                2>"$tmp/edges-$job.err"; then
+                echo "FAIL: edges $job: kstreams-app failed:" >&2
+                tail -5 "$tmp/edges-$job.err" >&2
+                failures=$((failures + 1))
+        elif python3 "$COMPARE" "$tmp/edges-$job.out" \
+                "$edges/expected-$job.jsonl" "$edges/expected-dlq.txt" \
+                >"$tmp/edges-$job.cmp" 2>&1; then
+                echo "ok: edges $job: $(cat "$tmp/edges-$job.cmp")"
+        else
+                echo "FAIL: edges $job:" >&2
+                cat "$tmp/edges-$job.cmp" >&2
+                failures=$((failures + 1))
+        fi
+done
 
 if ((failures)); then
         echo "FAIL: test_apps_golden: $failures case(s)" >&2
