@@ -302,18 +302,38 @@ void job_sessions(ks_stream_t *events,
 /* ---- the shared start ------------------------------------------------------
  */
 
-static bool not_duplicate(const void *key, const void *value, void *opaque) {
+/* Deduplication: one dedup_t per task, so its event time is the task's
+ * (duplicates share the key, hence the task), whatever the pace of other
+ * partitions. */
+static ks_err_t dedup_init(ks_ctx_t *ctx, void **state, void *opaque) {
+        const job_stats_t *stats = opaque;
+        (void)ctx;
+        *state = dedup_new(stats->dedup_window_ms);
+        return *state ? KS_OK : KS_ERR_NOMEM;
+}
+
+static ks_err_t dedup_process(ks_ctx_t *ctx,
+                              const void *key,
+                              const void *value,
+                              void *state,
+                              void *opaque) {
         const user_event_t *ev = value;
-        (void)key;
-        job_stats_t *stats = opaque;
+        job_stats_t *stats     = opaque;
         atomic_fetch_add(&stats->seen, 1);
-        return dedup_check(stats->dedup, ev->event_id, ev->timestamp_ms);
+        if (dedup_check(state, ev->event_id, ev->timestamp_ms))
+                return ks_ctx_forward(ctx, key, value);
+        atomic_fetch_add(&stats->deduplicated, 1);
+        return KS_OK;
+}
+
+static void dedup_close(ks_ctx_t *ctx, void *state, void *opaque) {
+        (void)ctx, (void)opaque;
+        dedup_destroy(state);
 }
 
 ks_topology_t *jobs_build(const job_kind_t *kinds,
                           size_t n,
                           const job_opts_t *o,
-                          dedup_t *dedup,
                           job_stats_t *stats,
                           char *errstr,
                           size_t errstr_size) {
@@ -322,14 +342,17 @@ ks_topology_t *jobs_build(const job_kind_t *kinds,
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
         }
-        stats->dedup       = dedup;
-        ks_stream_t *valid = ks_stream_with_timestamps(
-                ks_builder_stream_topics(b, "events", &o->input_topic, 1,
-                                         ks_serde_string(),
-                                         valid_event_serde()),
-                user_event_timestamp_extractor());
-        ks_stream_t *events =
-                ks_stream_filter(valid, "dedup", not_duplicate, stats);
+        stats->dedup_window_ms = o->dedup_window_ms;
+        ks_stream_t *valid     = ks_stream_with_timestamps(
+                    ks_builder_stream_topics(b, "events", &o->input_topic, 1,
+                                             ks_serde_string(),
+                                             valid_event_serde()),
+                    user_event_timestamp_extractor());
+        ks_processor_def_t dedup = {.init    = dedup_init,
+                                    .process = dedup_process,
+                                    .close   = dedup_close,
+                                    .opaque  = stats};
+        ks_stream_t *events = ks_stream_process_values(valid, "dedup", &dedup);
         for (size_t i = 0; i < n; i++) {
                 switch (kinds[i]) {
                 case JOB_EVENT_COUNT:

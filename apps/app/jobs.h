@@ -6,10 +6,11 @@
  * Every topology starts the same way (jobs_build()): the events topic,
  * read with valid_event_serde() and the event's own timestamp, so invalid
  * events fail deserialization and go to the dead-letter topic with the
- * reason in the `__streams.errors.message` header; then a deduplicating
- * filter (dedup.h). Each job then groups, windows, aggregates, suppresses
- * until its windows close, and writes one JSON value per window to the
- * output topic, keyed by its group key.
+ * reason in the `__streams.errors.message` header; then deduplication
+ * by event_id (dedup.h), one state per task, in a processor that keeps the
+ * key (ks_stream_process_values()), so sessions need no repartition. Each job
+ * then groups, windows, aggregates, suppresses until its windows close, and
+ * writes one JSON value per window to the output topic, keyed by its group key.
  */
 #ifndef KS_APP_JOBS_H
 #define KS_APP_JOBS_H
@@ -34,9 +35,10 @@ bool job_parse(const char *name, job_kind_t *out);
 
 /** Counters a topology updates, read by the statistics line. */
 typedef struct job_stats_s {
-        atomic_uint_fast64_t seen;    /**< valid events reaching dedup */
-        atomic_uint_fast64_t emitted; /**< results written */
-        dedup_t *dedup;               /**< set by jobs_build() */
+        atomic_uint_fast64_t seen;         /**< valid events reaching dedup */
+        atomic_uint_fast64_t emitted;      /**< results written */
+        atomic_uint_fast64_t deduplicated; /**< duplicates dropped */
+        int64_t dedup_window_ms;           /**< set by jobs_build() */
 } job_stats_t;
 
 typedef struct job_opts_s {
@@ -59,16 +61,14 @@ void job_sessions(ks_stream_t *events, const job_opts_t *o, job_stats_t *stats);
 
 /**
  * Builds one topology running the @p n jobs of @p kinds over one shared
- * source and deduplication. @p dedup (borrowed; must outlive the topology)
- * holds the deduplication state; @p stats (borrowed, likewise) the
- * counters. Names of nodes, stores and repartition topics start with the
- * job's name, so that jobs can share one application id.
+ * source and deduplication. @p stats (borrowed; it must outlive the
+ * topology) receives the counters. Names of nodes, stores and repartition
+ * topics start with the job's name, so that jobs can share one application id.
  * @returns a new topology (ks_topology_destroy()), or NULL with @p errstr.
  */
 ks_topology_t *jobs_build(const job_kind_t *kinds,
                           size_t n,
                           const job_opts_t *o,
-                          dedup_t *dedup,
                           job_stats_t *stats,
                           char *errstr,
                           size_t errstr_size);

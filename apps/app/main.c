@@ -340,7 +340,6 @@ typedef struct app_s {
         char label[64];
         job_kind_t jobs[JOB__COUNT];
         size_t job_cnt;
-        dedup_t *dedup;
         job_stats_t stats;
         ks_topology_t *topology;
         ks_streams_t *streams;
@@ -352,7 +351,6 @@ static void app_free(app_t *a) {
         lag_probe_destroy(a->lag);
         ks_streams_destroy(a->streams);
         ks_topology_destroy(a->topology);
-        dedup_destroy(a->dedup);
 }
 
 /* The apps to run: one per job, or one for all with --application-id. */
@@ -384,13 +382,8 @@ static size_t plan_apps(const options_t *o, app_t *apps) {
 
 static bool app_build(const options_t *o, app_t *a) {
         char errstr[512];
-        a->dedup = dedup_new(o->job.dedup_window_ms);
-        if (!a->dedup) {
-                fprintf(stderr, "kstreams-app: out of memory\n");
-                return false;
-        }
-        a->topology = jobs_build(a->jobs, a->job_cnt, &o->job, a->dedup,
-                                 &a->stats, errstr, sizeof(errstr));
+        a->topology = jobs_build(a->jobs, a->job_cnt, &o->job, &a->stats,
+                                 errstr, sizeof(errstr));
         if (!a->topology) {
                 fprintf(stderr, "kstreams-app: %s: %s\n", a->label, errstr);
                 return false;
@@ -525,7 +518,7 @@ static int replay_app(const options_t *o, app_t *a, FILE *in, FILE *out) {
                 ", late %" PRIu64 "%s\n",
                 a->label, cnt, (uint64_t)atomic_load(&a->stats.emitted),
                 ks_test_driver_metric(drv, "dead-lettered"),
-                dedup_dropped(a->dedup),
+                (uint64_t)atomic_load(&a->stats.deduplicated),
                 ks_test_driver_metric(drv, "dropped-late"),
                 o->replay_close ? " (all windows closed at the end)" : "");
         rc = 0;
@@ -580,7 +573,8 @@ static void stats_line(app_t *a, double seconds) {
                 "  commits %" PRIu64 "\n",
                 a->label, ks_state_name(ks_streams_state(a->streams)), in,
                 seconds > 0 ? (double)(in - a->last_in) / seconds : 0.0,
-                m.dropped_late, m.dead_lettered, dedup_dropped(a->dedup),
+                m.dropped_late, m.dead_lettered,
+                (uint64_t)atomic_load(&a->stats.deduplicated),
                 (uint64_t)atomic_load(&a->stats.emitted), lag_text,
                 m.active_tasks, m.commits);
         a->last_in = in;

@@ -6,7 +6,8 @@ the event's own timestamp, grace, suppression until windows close).
 
 It models what the C runtime and the test driver do with one input record
 at a time, in file order:
-- each record's task is its partition; event-count and revenue repartition
+- each record's task is its partition, which deduplicates on its own
+  (largest event time of that partition); event-count and revenue repartition
   by their group key with Kafka's murmur2 partitioner over as many
   partitions as the input topic has; each task keeps its own stream time
   (the largest event timestamp its aggregation has seen);
@@ -163,7 +164,8 @@ def parse_event(payload):
 
 
 class Dedup:
-    """A duplicate: an id registered at t0 >= (largest ts so far) - window."""
+    """A duplicate: an id registered at t0 >= (largest ts so far) - window,
+    one per task (input partition), since copies share their key."""
 
     def __init__(self, window_ms):
         self.window = window_ms
@@ -328,7 +330,7 @@ def main():
                     records.append(r)
     a.partitions = max([r.get("partition", 0) for r in records] + [0]) + 1
 
-    dedup = Dedup(a.dedup_window)
+    dedups = {}
     valid, dlq, by_partition = [], [], {}
     for r in records:
         ev = parse_event(r["payload"])
@@ -338,6 +340,8 @@ def main():
         if ev["user"] != r["key"]:
             sys.exit("expected.py: key %r is not the user_id %r"
                      % (r["key"], ev["user"]))
+        dedup = dedups.setdefault(r.get("partition", 0),
+                                  Dedup(a.dedup_window))
         if not dedup.is_new(ev):
             continue
         valid.append(ev)
