@@ -73,7 +73,8 @@ static void usage(FILE *f) {
                 "seed and start time,\n"
                 "                        same events\n"
                 "  --start-time ISO      timestamp of the first event "
-                "(default: now; give it for identical runs)\n"
+                "(default: the last event about now;\n"
+                "                        give it for identical runs)\n"
                 "  --time-step MS        ms between event timestamps "
                 "(default: 0..200 at random)\n"
                 "  --malformed-rate R    fraction of malformed or invalid "
@@ -157,18 +158,15 @@ static int parse_args(int argc, char **argv, options_t *o) {
                 {"quiet", no_argument, NULL, OPT_QUIET},
                 {"help", no_argument, NULL, OPT_HELP},
                 {NULL, 0, NULL, 0}};
-        bool count_given = false;
+        bool count_given = false, start_given = false;
         long long ll;
         int c;
-        *o = (options_t){.bootstrap = getenv("KS_BOOTSTRAP"),
-                         .topic     = "user-events",
-                         .count     = 100000,
-                         .users     = 1000,
-                         .seed      = 42,
-                         /* Now, whole seconds: a broker deletes records
-                          * older than its retention, so a fixed past date
-                          * would vanish. --start-time for identical runs. */
-                         .start_ms        = ks_now_ms() / 1000 * 1000,
+        *o = (options_t){.bootstrap       = getenv("KS_BOOTSTRAP"),
+                         .topic           = "user-events",
+                         .count           = 100000,
+                         .users           = 1000,
+                         .seed            = 42,
+                         .start_ms        = -1, /* see below */
                          .max_lateness_ms = 30000,
                          .zipf_s          = 1.0,
                          .partitions      = 6};
@@ -210,6 +208,7 @@ static int parse_args(int argc, char **argv, options_t *o) {
                         ok = !ks_parse_iso8601(optarg, strlen(optarg),
                                                &o->start_ms) &&
                              o->start_ms >= 0;
+                        start_given = true;
                         break;
                 case OPT_STEP:
                         ok              = parse_ll(optarg, 0, 86400000, &ll);
@@ -256,6 +255,20 @@ static int parse_args(int argc, char **argv, options_t *o) {
         }
         if (o->duration > 0 && !count_given)
                 o->count = -1;
+        if (!start_given) {
+                /* The last event about now, in whole seconds: a broker
+                 * deletes records older than its retention and refuses
+                 * ones more than log.message.timestamp.after.max.ms (1 h
+                 * by default in Kafka 4) ahead of its clock, so neither a
+                 * fixed date nor "now" for the first event would do for
+                 * long runs. Steps average 100 ms unless --time-step. */
+                int64_t step = o->time_step_ms > 0 ? o->time_step_ms : 100;
+                int64_t span = o->count > 0 && o->count < INT64_MAX / step
+                                       ? o->count * step
+                                       : 0;
+                int64_t now  = ks_now_ms() / 1000 * 1000;
+                o->start_ms  = now > span ? now - span : 0;
+        }
         if (!o->out_path && (!o->bootstrap || !*o->bootstrap)) {
                 fprintf(stderr,
                         "kstreams-producer: no --bootstrap-servers (nor "
