@@ -266,8 +266,11 @@ static int parse_args(int argc, char **argv, options_t *o) {
                 int64_t span = o->count > 0 && o->count < INT64_MAX / step
                                        ? o->count * step
                                        : 0;
-                int64_t now  = ks_now_ms() / 1000 * 1000;
-                o->start_ms  = now > span ? now - span : 0;
+                if (o->count < 0 && o->rate > 0 && o->duration > 0 &&
+                    o->rate * o->duration * (double)step < 1e15)
+                        span = (int64_t)(o->rate * o->duration * (double)step);
+                int64_t now = ks_now_ms() / 1000 * 1000;
+                o->start_ms = now > span ? now - span : 0;
         }
         if (!o->out_path && (!o->bootstrap || !*o->bootstrap)) {
                 fprintf(stderr,
