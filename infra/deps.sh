@@ -37,6 +37,7 @@ PACKAGES=(
         postgresql postgresql-client
         default-jdk-headless maven libjackson2-databind-java
         lmdb-utils
+        python3
 )
 
 usage() {

@@ -3,6 +3,7 @@
  * benchmarks can regenerate the same bytes from a seed. */
 #include "event_gen.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@ typedef struct gen_user_s {
         int64_t last_ms; /* -1: never seen */
         uint64_t session;
         uint8_t device;
+        uint8_t browser;
 } gen_user_t;
 
 struct event_gen_s {
@@ -25,6 +27,9 @@ struct event_gen_s {
         double disorder_ratio;
         int64_t disorder_max_ms;
         double bad_ratio;
+        event_gen_opts_t opts;
+        double *zipf_cdf; /* users entries, the last 1.0; NULL: u^2 */
+        int64_t last_ts;
         ks_buf_t scratch; /* a record being made bad */
         char event_id[40];
         char user_id[24];
@@ -42,9 +47,21 @@ static const struct {
         {"login", 2},      {"logout", 2},
 };
 
-static const char *const devices[]      = {"mobile", "desktop", "tablet"};
-static const char *const pages[]        = {"/",        "/home",   "/cart",
-                                           "/account", "/offers", "/help"};
+/* The analytics apps' ten types (event_gen_opts_t.all_types). */
+static const struct {
+        const char *name;
+        int weight;
+} all_event_types[] = {
+        {"page_view", 38}, {"button_click", 28}, {"form_submit", 4},
+        {"purchase", 7},   {"add_to_cart", 8},   {"remove_from_cart", 3},
+        {"search", 6},     {"login", 2},         {"logout", 2},
+        {"signup", 2},
+};
+
+static const char *const browsers[] = {"chrome", "safari", "firefox", "edge"};
+static const char *const devices[]  = {"mobile", "desktop", "tablet"};
+static const char *const pages[]    = {"/",        "/home",   "/cart",
+                                       "/account", "/offers", "/help"};
 static const char *const search_terms[] = {"shoes",      "laptop", "coffee",
                                            "headphones", "gift",   "lamp"};
 
@@ -90,6 +107,7 @@ void event_gen_destroy(event_gen_t *g) {
         if (!g)
                 return;
         ks_buf_free(&g->scratch);
+        free(g->zipf_cdf);
         free(g->user);
         free(g);
 }
@@ -107,8 +125,55 @@ int64_t event_gen_clock_ms(const event_gen_t *g) {
         return g->clock_ms;
 }
 
+ks_err_t event_gen_set_opts(event_gen_t *g, const event_gen_opts_t *opts) {
+        g->opts = *opts;
+        free(g->zipf_cdf);
+        g->zipf_cdf = NULL;
+        if (opts->zipf_s <= 0)
+                return KS_OK;
+        g->zipf_cdf = malloc((size_t)g->users * sizeof(*g->zipf_cdf));
+        if (!g->zipf_cdf)
+                return KS_ERR_NOMEM;
+        double sum = 0;
+        for (int k = 0; k < g->users; k++)
+                g->zipf_cdf[k] = (sum += pow(k + 1, -opts->zipf_s));
+        for (int k = 0; k < g->users; k++)
+                g->zipf_cdf[k] /= sum;
+        g->zipf_cdf[g->users - 1] = 1.0;
+        return KS_OK;
+}
+
+/* The user index for @p u in [0, 1): u^2 by default, else the first index
+ * whose Zipf CDF exceeds u (binary search). */
+static int pick_user(const event_gen_t *g, double u) {
+        if (!g->zipf_cdf)
+                return (int)(u * u * g->users);
+        int lo = 0, hi = g->users - 1;
+        while (lo < hi) {
+                int mid = lo + (hi - lo) / 2;
+                if (g->zipf_cdf[mid] > u)
+                        hi = mid;
+                else
+                        lo = mid + 1;
+        }
+        return lo;
+}
+
+int64_t event_gen_last_timestamp_ms(const event_gen_t *g) {
+        return g->last_ts;
+}
+
 static const char *pick_type(event_gen_t *g) {
         int r = (int)below(g, 100);
+        if (g->opts.all_types) {
+                for (size_t i = 0;
+                     i < sizeof(all_event_types) / sizeof(all_event_types[0]);
+                     i++) {
+                        if (r < all_event_types[i].weight)
+                                return all_event_types[i].name;
+                        r -= all_event_types[i].weight;
+                }
+        }
         for (size_t i = 0; i < sizeof(event_types) / sizeof(event_types[0]);
              i++) {
                 if (r < event_types[i].weight)
@@ -118,14 +183,43 @@ static const char *pick_type(event_gen_t *g) {
         return event_types[0].name;
 }
 
+/* @p digits lowercase hex digits of @p v, most significant first. */
+static char *put_hex(char *p, uint64_t v, int digits) {
+        static const char hex[] = "0123456789abcdef";
+        for (int i = digits - 1; i >= 0; i--)
+                *p++ = hex[(v >> (4 * i)) & 15];
+        return p;
+}
+
+/* Decimal digits of @p v, then a NUL. @returns the end (the NUL). */
+static char *put_dec(char *p, uint64_t v) {
+        char tmp[20];
+        int n = 0;
+        do
+                tmp[n++] = (char)('0' + v % 10);
+        while ((v /= 10) != 0);
+        while (n > 0)
+                *p++ = tmp[--n];
+        *p = '\0';
+        return p;
+}
+
+/* The same text as "%08x-%04x-%04x-%04x-%012llx" of the two halves, by
+ * hand: printf was the generator's largest cost. */
 static void make_uuid(event_gen_t *g, char *out) {
         uint64_t hi = splitmix64(&g->state), lo = splitmix64(&g->state);
-        hi = (hi & ~0xF000ull) | 0x4000ull;       /* version 4 */
-        lo = (lo & ~(3ull << 62)) | (2ull << 62); /* RFC 4122 variant */
-        snprintf(out, 37, "%08x-%04x-%04x-%04x-%012llx", (unsigned)(hi >> 32),
-                 (unsigned)(hi >> 16) & 0xFFFF, (unsigned)hi & 0xFFFF,
-                 (unsigned)(lo >> 48),
-                 (unsigned long long)(lo & 0xFFFFFFFFFFFFull));
+        hi      = (hi & ~0xF000ull) | 0x4000ull;       /* version 4 */
+        lo      = (lo & ~(3ull << 62)) | (2ull << 62); /* RFC 4122 variant */
+        char *p = put_hex(out, hi >> 32, 8);
+        *p++    = '-';
+        p       = put_hex(p, hi >> 16, 4);
+        *p++    = '-';
+        p       = put_hex(p, hi, 4);
+        *p++    = '-';
+        p       = put_hex(p, lo >> 48, 4);
+        *p++    = '-';
+        p       = put_hex(p, lo, 12);
+        *p      = '\0';
 }
 
 static void make_page(event_gen_t *g, const char *type) {
@@ -148,7 +242,8 @@ static void make_page(event_gen_t *g, const char *type) {
 
 void event_gen_next(event_gen_t *g, user_event_t *ev) {
         memset(ev, 0, sizeof(*ev));
-        g->clock_ms += (int64_t)below(g, 201);
+        g->clock_ms += g->opts.time_step_ms > 0 ? g->opts.time_step_ms
+                                                : (int64_t)below(g, 201);
         ev->timestamp_ms = g->clock_ms;
         if (g->disorder_ratio > 0 && unit(g) < g->disorder_ratio) {
                 ev->timestamp_ms -=
@@ -159,7 +254,7 @@ void event_gen_next(event_gen_t *g, user_event_t *ev) {
 
         /* u^2 skews towards low indexes: a few users are very active. */
         double u         = unit(g);
-        int index        = (int)(u * u * g->users);
+        int index        = pick_user(g, u);
         gen_user_t *user = &g->user[index];
         ev->event_type   = pick_type(g);
         if (user->last_ms < 0 || g->clock_ms - user->last_ms > SESSION_GAP_MS ||
@@ -168,20 +263,25 @@ void event_gen_next(event_gen_t *g, user_event_t *ev) {
                 /* mobile 55%, desktop 35%, tablet 10% */
                 int r        = (int)below(g, 100);
                 user->device = r < 55 ? 0 : r < 90 ? 1 : 2;
+                if (g->opts.all_types)
+                        user->browser = (uint8_t)below(g, 4);
         }
         user->last_ms = g->clock_ms;
 
         make_uuid(g, g->event_id);
-        snprintf(g->user_id, sizeof(g->user_id), "user_%d", index + 1);
-        snprintf(g->session_id, sizeof(g->session_id), "session_%llu",
-                 (unsigned long long)user->session);
+        memcpy(g->user_id, "user_", 5);
+        put_dec(g->user_id + 5, (uint64_t)index + 1);
+        memcpy(g->session_id, "session_", 8);
+        put_dec(g->session_id + 8, user->session);
         make_page(g, ev->event_type);
         ev->event_id   = g->event_id;
         ev->user_id    = g->user_id;
         ev->session_id = g->session_id;
         ev->page       = g->page;
         ev->device     = devices[user->device];
-        ev->version    = "1.0";
+        if (g->opts.all_types)
+                ev->browser = browsers[user->browser];
+        ev->version = "1.0";
         if (!strcmp(ev->event_type, "purchase") ||
             (!strcmp(ev->event_type, "add_to_cart") && below(g, 2))) {
                 int r          = (int)below(g, 100);
@@ -191,6 +291,7 @@ void event_gen_next(event_gen_t *g, user_event_t *ev) {
         }
         if (!strcmp(ev->event_type, "logout"))
                 user->last_ms = -1; /* the next event opens a new session */
+        g->last_ts = ev->timestamp_ms;
 }
 
 /* Overwrites the value of the first "name": member in @p b with @p value
@@ -238,7 +339,9 @@ ks_err_t event_gen_next_raw(event_gen_t *g, ks_buf_t *out, bool *is_bad) {
         if (!bad)
                 return user_event_encode(&ev, out);
 
-        int kind = (int)below(g, 9);
+        int kind = (int)below(g, g->opts.all_types ? 12 : 9);
+        if (kind == 7 && g->opts.text_only)
+                kind = 10; /* no invalid UTF-8 in a text dump */
         if (kind == 0)
                 ev.event_id = NULL;
         else if (kind == 1)
@@ -246,6 +349,14 @@ ks_err_t event_gen_next_raw(event_gen_t *g, ks_buf_t *out, bool *is_bad) {
         else if (kind == 2) {
                 ev.has_amount = true;
                 ev.amount     = -1.5;
+        } else if (kind == 9) {
+                ev.event_type = "page_viewed"; /* not a known type */
+        } else if (kind == 11) {
+                /* A purchase without an amount, or with a bad currency. */
+                ev.event_type = "purchase";
+                ev.has_amount = below(g, 2) != 0;
+                ev.amount     = 10.0;
+                ev.currency   = ev.has_amount ? "US" : "EUR";
         }
         ks_buf_clear(b);
         if ((err = user_event_encode(&ev, b)))
@@ -265,6 +376,9 @@ ks_err_t event_gen_next_raw(event_gen_t *g, ks_buf_t *out, bool *is_bad) {
                 break;
         case 7:
                 err = replace_member(b, "user_id", "\"user_\xff\"");
+                break;
+        case 10: /* a raw control character inside a string */
+                err = replace_member(b, "user_id", "\"user_\t1\"");
                 break;
         case 8: /* an array at the top level */
                 err = ks_buf_append(out, "[", 1);

@@ -49,6 +49,38 @@ void event_gen_set_disorder(event_gen_t *g, double ratio, int64_t max_ms);
  */
 void event_gen_set_bad_ratio(event_gen_t *g, double ratio);
 
+/** Settings beyond the default stream (all off/0 by default, which keeps
+ *  the stream of earlier releases byte for byte). */
+typedef struct event_gen_opts_s {
+        /** The ten event types of the analytics apps: page_view 38,
+         *  button_click 28, form_submit 4, purchase 7, add_to_cart 8,
+         *  remove_from_cart 3, search 6, login 2, logout 2, signup 2 (per
+         *  100), and a data.browser per session. Bad records then also
+         *  include ones user_event_decode() accepts but the analytics
+         *  validation rejects: an unknown event type, a purchase without an
+         *  amount, a purchase whose currency is not 3 letters. */
+        bool all_types;
+        /** > 0: event timestamps advance by exactly this many ms (before
+         *  disorder); 0: by 0..200 ms at random. */
+        int64_t time_step_ms;
+        /** Bad records stay valid UTF-8 (a raw control character in a
+         *  string instead of an invalid byte), so that they fit in a JSON
+         *  lines dump such as kcat -J's. */
+        bool text_only;
+        /** > 0: users are drawn from a Zipf distribution of this exponent
+         *  (user_k with weight 1/k^s; 1.0 is the classic Zipf); 0: the
+         *  default u^2 skew. */
+        double zipf_s;
+} event_gen_opts_t;
+
+/** Applies @p opts (copied). Call before the first event.
+ *  @returns KS_OK, or KS_ERR_NOMEM (the Zipf table). */
+ks_err_t event_gen_set_opts(event_gen_t *g, const event_gen_opts_t *opts);
+
+/** The timestamp of the latest event made (late ones included), for the
+ *  Kafka record of a bad record whose own timestamp cannot be read. */
+int64_t event_gen_last_timestamp_ms(const event_gen_t *g);
+
 /** Fills @p ev_out with the next event; always a valid one. Its strings are
  *  borrowed from @p g, valid until the next call on @p g. */
 void event_gen_next(event_gen_t *g, user_event_t *ev_out);

@@ -32,12 +32,14 @@ typedef struct user_event_s {
         const char *user_id;    /**< required, non-empty */
         const char *event_type; /**< required, non-empty: page_view,
                                      button_click, form_submit, purchase,
-                                     add_to_cart, search, login, logout (others
-                                     are accepted) */
+                                     add_to_cart, remove_from_cart, search,
+                                     login, logout, signup (others are
+                                     accepted) */
         const char *session_id; /**< data.session_id */
         const char *page;       /**< data.page */
         const char *currency;   /**< data.currency */
         const char *device;     /**< data.device */
+        const char *browser;    /**< data.browser */
         const char *version;
         int64_t timestamp_ms; /**< epoch milliseconds, required */
         double amount;        /**< data.amount, valid when has_amount */

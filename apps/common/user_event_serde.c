@@ -75,6 +75,7 @@ static ks_err_t de(ks_arena_t *arena,
         out->page       = keep(arena, ev.page);
         out->currency   = keep(arena, ev.currency);
         out->device     = keep(arena, ev.device);
+        out->browser    = keep(arena, ev.browser);
         out->version    = keep(arena, ev.version);
         *obj_out        = out;
         return KS_OK;

@@ -1,5 +1,8 @@
 /* An outside program: builds against the installed kstreams and runs a
- * topology in the installed test driver. */
+ * topology in the installed test driver. It calls jansson itself, as a
+ * user of ks_serde_json() does: that links only if kstreams.pc lists
+ * jansson under Requires. */
+#include <jansson.h>
 #include <kstreams/kstreams.h>
 #include <kstreams/test_driver.h>
 #include <stdio.h>
@@ -33,6 +36,13 @@ int main(void) {
                  !ks_test_driver_read(d, "out", &r);
         ks_test_driver_destroy(d);
         ks_topology_destroy(t);
+        json_t *j   = json_pack("{s:i}", "n", 7);
+        ks_buf_t jb = {0};
+        ok          = ok && j &&
+             !ks_serde_serialize(ks_serde_json(), j, &jb, err, sizeof(err)) &&
+             jb.len == 7 && !memcmp(jb.data, "{\"n\":7}", 7);
+        json_decref(j);
+        ks_buf_free(&jb);
         printf("consumer: %s\n", ok ? "ok" : "WRONG OUTPUT");
         return ok ? 0 : 1;
 }

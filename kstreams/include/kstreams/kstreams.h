@@ -13,6 +13,7 @@
 #include "postgres.h"
 #include "processor.h"
 #include "serde.h"
+#include "serde_typed.h"
 #include "streams.h"
 #include "table.h"
 #include "timestamp.h"

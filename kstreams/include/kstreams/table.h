@@ -9,6 +9,15 @@
  *   the task, so a task's state can be rebuilt elsewhere.
  * - Aggregation callbacks receive the current aggregate as a typed object
  *   (deserialized from the store) and return the new one from @p arena.
+ *   The aggregate they receive is theirs to change: it is freshly made for
+ *   this one call, in the record's arena (deserialized from a copy of the
+ *   stored bytes, or just returned by the initializer), and nothing else
+ *   holds it. So an adder (or a merger, its first aggregate) may update it
+ *   in place and return it, which with a fixed-layout serde
+ *   (ks_serde_struct()) costs no allocation and no parse per update. This
+ *   holds as long as the aggregate serde's deserializer builds a new object
+ *   each time, as every built-in serde does (a deserializer returning a
+ *   shared static object must not be combined with in-place updates).
  * - Windowed tables are keyed by `const ks_windowed_key_t *`.
  * - Records later than window end + grace (by the task's stream time) are
  *   dropped and counted ("dropped-late" in the driver's metrics).
@@ -71,7 +80,8 @@ typedef const void *(ks_reducer_fn)(ks_arena_t *arena,
 KS_EXPORT ks_grouped_t *ks_stream_group_by_key(ks_stream_t *s,
                                                ks_serde_t *key_serde,
                                                ks_serde_t *value_serde);
-/** Groups by a new key: repartitions through <name>-repartition. */
+/** Groups by a new key: repartitions through the internal topic
+ *  <application.id>-<name>-repartition (@p name is copied). */
 KS_EXPORT ks_grouped_t *ks_stream_group_by(ks_stream_t *s,
                                            const char *name,
                                            ks_mapper_fn *key_fn,
@@ -95,9 +105,53 @@ KS_EXPORT ks_table_t *ks_grouped_aggregate(ks_grouped_t *g,
                                            void *opaque,
                                            ks_serde_t *aggregate_serde);
 
+/**
+ * @brief Time windows over a grouped stream, as Kafka Streams'
+ *        KGroupedStream#windowedBy(TimeWindows): tumbling when
+ *        windows.advance_ms == windows.size_ms, hopping when smaller.
+ *
+ * Windows are [start, start + size_ms), aligned to 0 (epoch), on the
+ * records' timestamps (the source's timestamp extractor). A record adds to
+ * every window that contains it and is not yet closed: a window closes when
+ * the task's stream time reaches its end + windows.grace_ms; records for a
+ * closed window are dropped and counted ("dropped-late").
+ * @returns a handle owned by the builder, or NULL (sticky builder error:
+ *          size or advance <= 0, advance > size, grace < 0).
+ */
 KS_EXPORT ks_windowed_t *ks_grouped_windowed_by(ks_grouped_t *g,
                                                 ks_windows_t windows);
+/**
+ * @brief Counts records per key and window (values: `const int64_t *`,
+ *        ks_serde_int64()); null values are not counted.
+ *
+ * The table is keyed by `const ks_windowed_key_t *`, serialized with
+ * ks_serde_windowed(group key serde, size_ms). Every update is forwarded
+ * (collapsed per key between commits by the record cache): put
+ * ks_table_suppress(..., KS_SUPPRESS_UNTIL_WINDOW_CLOSES, ...) after it for
+ * one final result per window. The counts live in the window store
+ * @p store (name copied; NULL derives one), retained for size + grace and
+ * changelogged to <application.id>-<store>-changelog.
+ * @returns a table owned by the builder, or NULL (sticky builder error).
+ */
 KS_EXPORT ks_table_t *ks_windowed_count(ks_windowed_t *w, const char *store);
+/**
+ * @brief Aggregates records per key and window, as ks_windowed_count()
+ *        does, with an initializer and an adder.
+ *
+ * For each window a record falls in, @p adder gets (key, value, the
+ * window's aggregate so far, or @p init's result for a new window) and
+ * returns the new aggregate, from the arena or the aggregate it was given,
+ * which it may modify in place (see the rules of use at the top of this
+ * header): with hopping windows each window gets its own copy. The
+ * aggregate is serialized with @p aggregate_serde into the window store
+ * @p store and its changelog, and read back with it on the next update;
+ * prefer ks_serde_struct() to a JSON serde for multi-field aggregates.
+ * Takes ownership of @p aggregate_serde; copies @p store. @p opaque is
+ * passed to both callbacks and is the caller's (it must outlive the
+ * topology).
+ * @returns a table owned by the builder, or NULL (sticky builder error:
+ *          no @p init or @p adder).
+ */
 KS_EXPORT ks_table_t *ks_windowed_aggregate(ks_windowed_t *w,
                                             const char *store,
                                             ks_initializer_fn *init,

@@ -179,6 +179,18 @@ KS_EXPORT ks_stream_t *ks_stream_process(ks_stream_t *s,
                                          const char *name,
                                          const ks_processor_def_t *def);
 
+/**
+ * As ks_stream_process(), for a processor that forwards every record with
+ * the key it received, unchanged, as Kafka Streams' processValues(): the
+ * stream keeps its key serde and partitioning, so a later
+ * ks_stream_group_by_key() or join does not repartition. The value serde
+ * becomes unknown. Nothing checks the promise: forwarding another key
+ * leaves records in the wrong partition for what follows.
+ */
+KS_EXPORT ks_stream_t *ks_stream_process_values(ks_stream_t *s,
+                                                const char *name,
+                                                const ks_processor_def_t *def);
+
 /* ---- sinks and repartitioning ------------------------------------------- */
 
 /** Writes the stream to @p topic. */

@@ -399,3 +399,22 @@ ks_table_t *ks_table_suppress_idle_advance(ks_table_t *suppressed,
         ((suppress_t *)n->def.opaque)->idle_ms = idle_ms;
         return suppressed;
 }
+
+/* ---- closing every window (ks__task_close_windows) ---------------------- */
+
+bool ks__suppress_is(const ks_node_t *n) {
+        return n->def.process == suppress_process;
+}
+
+ks_err_t ks__suppress_emit_all(ks_ctx_t *ctx, void *state, size_t *emitted) {
+        for (;;) {
+                due_t d = {0};
+                bool due;
+                ks_err_t err = first_due(ctx, INT64_MAX, &d, &due);
+                if (err || !due)
+                        return err;
+                if ((err = emit(ctx, state, &d)))
+                        return err;
+                (*emitted)++;
+        }
+}

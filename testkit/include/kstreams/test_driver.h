@@ -223,6 +223,25 @@ KS_EXPORT ks_error_t *ks_test_driver_dump_jsonl(const ks_test_driver_t *drv,
                                                 const char *topic,
                                                 FILE *out);
 
+/**
+ * @brief Closes every window: the end of input for windowed results.
+ *
+ * Processes everything piped, flushes the caches, then makes every
+ * suppression (ks_table_suppress()) emit what it still buffers, as if
+ * stream time had reached the end of time: each time window and session
+ * still open or waiting for its grace is emitted once, with the timestamp
+ * of its last update, and goes on downstream (repartition hops included).
+ * Windowed stores are not changed: records piped after this call are
+ * processed as usual, and a window they update is emitted again when it
+ * closes (or at the next call). Windowed tables without a suppression
+ * emit every update anyway and are not affected.
+ * @param emitted_out  (may be NULL) receives the number of buffered
+ *                     entries taken, dropped tombstones included.
+ * @returns NULL, or a new error (free with ks_error_destroy()).
+ */
+KS_EXPORT ks_error_t *ks_test_driver_close_windows(ks_test_driver_t *drv,
+                                                   size_t *emitted_out);
+
 #ifdef __cplusplus
 }
 #endif
