@@ -50,7 +50,7 @@ rows=("raw-consume|raw librdkafka consume"
       "kstreams|kstreams ($threads thread$plural)")
 IFS=';' read -r -a variants <<<"${VARIANTS:-}"
 for i in "${!variants[@]}"; do
-        rows+=("variant$i|kstreams, ${variants[$i]}")
+        rows+=("variant$i|kstreams ($threads thread$plural), variant $((i + 1))")
 done
 ((peer)) && rows+=("java|Kafka Streams $kversion (1 thread)")
 
@@ -97,6 +97,7 @@ run() {
         echo "  round $round ${row}: $line (load $load)" >&2
 }
 
+up_before=$(uptime)
 echo "producing $records user events into 6 partitions (the baselines' input)" >&2
 "$bin" produce --bootstrap "$B" --topic "$tag-base" -n "$records" 2>/dev/null
 for ((r = 1; r <= runs; r++)); do
@@ -129,16 +130,21 @@ for row in "${rows[@]}"; do
                 printf '%-52s %10.0f %12.2f %5.0f MiB %11s\n' "$label" "$rate" "$cpu" "$rss" "$load"
         fi
 done
-read -r ks_rate ks_cpu ks_rss _ <<<"${S[kstreams]}"
-read -r pipe_rate _ <<<"${S[raw-pipe]}"
+for i in "${!variants[@]}"; do echo "variant $((i + 1)): ${variants[$i]}"; done
 echo
-awk -v k="$ks_rate" -v p="$pipe_rate" 'BEGIN {printf "kstreams / raw pipe: %.2fx records/s\n", k / p}'
-if ((peer)); then
-        read -r j_rate j_cpu j_rss _ <<<"${S[java]}"
-        awk -v k="$ks_rate" -v j="$j_rate" -v kc="$ks_cpu" -v jc="$j_cpu" -v kr="$ks_rss" -v jr="$j_rss" 'BEGIN {
-                printf "kstreams / Kafka Streams: %.2fx records/s, 1/%.1f the CPU per record, 1/%.1f the peak RSS\n",
-                        k / j, jc / kc, jr / kr }'
-fi
+read -r pipe_rate _ <<<"${S[raw-pipe]}"
+((peer)) && read -r j_rate j_cpu j_rss _ <<<"${S[java]}"
+for row in "${rows[@]}"; do
+        name=${row%%|*} label=${row#*|}
+        [[ $name == kstreams || $name == variant* ]] || continue
+        read -r ks_rate ks_cpu ks_rss _ <<<"${S[$name]}"
+        awk -v l="$label" -v k="$ks_rate" -v p="$pipe_rate" 'BEGIN {printf "%s / raw pipe: %.2fx records/s\n", l, k / p}'
+        ((peer)) && awk -v l="$label" -v k="$ks_rate" -v j="$j_rate" -v kc="$ks_cpu" -v jc="$j_cpu" -v kr="$ks_rss" -v jr="$j_rss" 'BEGIN {
+                printf "%s / Kafka Streams: %.2fx records/s, 1/%.1f the CPU per record, 1/%.1f the peak RSS\n",
+                        l, k / j, jc / kc, jr / kr }'
+done
+echo "uptime before: $up_before"
+echo "uptime after:  $(uptime)"
 printf 'output check (every window and count against the generator, %s): ' "$(cat "$tmp/windows" 2>/dev/null)"
 fail=0
 for row in "${rows[@]}"; do
