@@ -150,7 +150,9 @@ fail=0
 for row in "${rows[@]}"; do
         name=${row%%|*}
         [[ -f $tmp/$name.check ]] || continue
-        printf '%s %s/%s ok; ' "$name" "$(grep -c ok "$tmp/$name.check" || true)" "$runs"
+        label=$name
+        [[ $name == variant* ]] && label="variant $((${name#variant} + 1))"
+        printf '%s %s/%s ok; ' "$label" "$(grep -c ok "$tmp/$name.check" || true)" "$runs"
         grep -q FAIL "$tmp/$name.check" && fail=1
 done
 echo
