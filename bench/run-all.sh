@@ -1,14 +1,29 @@
 #!/usr/bin/env bash
-# `make bench`: every benchmark, each printing its figures next to its
-# baseline. Starts a real broker for the ones that need one.
+# `make bench`: the event-count job on kstreams and on Kafka Streams (Java),
+# on one broker with the same input, next to the raw librdkafka limits, as
+# one table (bench/peer/run.sh; bench/peer/README.md says what it measures).
+# Starts a real broker unless KS_BOOTSTRAP is set.
+#
+#   RECORDS=1000000 RUNS=3   input size and alternating rounds
+#   VARIANTS=...             extra kstreams rows (see bench/peer/run.sh); by
+#                            default the consumer prefetch that covers
+#                            librdkafka 2.0.2's 1 s fetch back-off
+#   BENCH_ALL=1              then also the JSON decode, stateless and state
+#                            benchmarks (each prints its own figures)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../build}
+export KS_LOG_LEVEL=${KS_LOG_LEVEL:-3}
+export VARIANTS=${VARIANTS-consumer.queued.min.messages=1000000,consumer.queued.max.messages.kbytes=131072}
+echo "== event count: kstreams vs Kafka Streams vs raw librdkafka (bench/peer/run.sh)"
+bash "$here/peer/run.sh" "$build" "${RECORDS:-1000000}" "${RUNS:-3}"
+[[ ${BENCH_ALL:-0} == 1 ]] || exit 0
+echo
 echo "== JSON decode (bench/json-decode.sh)"
 bash "$here/json-decode.sh" "$build"
 echo
 echo "== stateless topology on a real broker (bench/run-stateless.sh)"
-KS_LOG_LEVEL=${KS_LOG_LEVEL:-3} bash "$here/run-stateless.sh" "$build" "${RECORDS:-1000000}"
+bash "$here/run-stateless.sh" "$build" "${RECORDS:-1000000}"
 echo
 echo "== state: restoration and windowed count (bench/run-state.sh)"
-KS_LOG_LEVEL=${KS_LOG_LEVEL:-3} bash "$here/run-state.sh" "$build"
+bash "$here/run-state.sh" "$build"
