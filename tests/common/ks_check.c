@@ -6,7 +6,10 @@
 #include <string.h>
 #include <sys/mman.h>
 
-static char service_value[1024];
+/* Values read from the services file, one per name, kept for the
+ * process's life: a later lookup of another name must not overwrite a
+ * pointer a test holds. */
+static struct { char *name, *value; } services[16];
 
 /* How many tests skipped for a missing service. Check runs each test in a
  * forked process, whose exit status only says passed or failed: the count
@@ -37,13 +40,23 @@ const char *ks_test_service(const char *name) {
                 if (strncmp(line, name, nlen) || line[nlen] != '=')
                         continue;
                 line[strcspn(line, "\r\n")] = '\0';
-                snprintf(service_value, sizeof(service_value), "%s",
-                         line + nlen + 1);
-                found = service_value;
+                found                       = line + nlen + 1;
                 break;
         }
         fclose(f);
-        return found;
+        if (!found)
+                return NULL;
+        size_t i = 0;
+        for (; i < sizeof(services) / sizeof(services[0]) && services[i].name;
+             i++)
+                if (!strcmp(services[i].name, name) &&
+                    !strcmp(services[i].value, found))
+                        return services[i].value;
+        if (i == sizeof(services) / sizeof(services[0]))
+                return NULL; /* more names than any test asks for */
+        services[i].name  = strdup(name);
+        services[i].value = strdup(found);
+        return services[i].value;
 }
 
 const char *ks_test_require_service(const char *name) {

@@ -13,7 +13,9 @@ Suite *ks_test_suite(void);
  * Looks up a service address for system tests: the environment variable
  * @p name (KS_BOOTSTRAP, KS_PG_DSN) if set, else the line NAME=value in the
  * file named by KS_SERVICES_FILE (written by infra/services.sh up).
- * @returns a static string, or NULL when the service is not available.
+ * @returns a string valid until the process exits (one per name, so a
+ * later lookup never overwrites it), or NULL when the service is not
+ * available.
  */
 const char *ks_test_service(const char *name);
 

@@ -295,9 +295,15 @@ static ks_error_t *check_positions(ks_stream_thread_t *t) {
         return err;
 }
 
-static ks_error_t *apply(ks_stream_thread_t *t, rd_kafka_message_t *m) {
+static ks_error_t *apply(ks_stream_thread_t *t,
+                         rd_kafka_message_t *m,
+                         restoring_t **last) {
         ks_changelog_reader_t *r = &t->reader;
-        restoring_t *rp = find(r, rd_kafka_topic_name(m->rkt), m->partition);
+        /* Records come in runs of one partition: look up only on a change. */
+        restoring_t *rp = *last;
+        if (!rp || rp->done || rp->partition != m->partition ||
+            strcmp(rp->changelog, rd_kafka_topic_name(m->rkt)))
+                rp = *last = find(r, rd_kafka_topic_name(m->rkt), m->partition);
         if (!rp)
                 return NULL; /* a partition that finished or left */
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -366,15 +372,17 @@ ks_error_t *ks__reader_step(ks_stream_thread_t *t, int timeout_ms) {
                 return NULL;
         if (r->reassign && (err = reassign(r)))
                 return err;
-        int64_t t0 = ks_now_ms();
+        int64_t t0        = ks_now_ms();
+        restoring_t *last = NULL;
         for (int i = 0; i < t->batch_size * 10 && !err; i++) {
                 rd_kafka_message_t *m =
                         rd_kafka_consumer_poll(r->consumer, i ? 0 : timeout_ms);
                 if (!m)
                         break;
-                err = apply(t, m);
+                err = apply(t, m, &last);
                 rd_kafka_message_destroy(m);
-                if (!ks__reader_active(r))
+                /* A store finished: the set changes (reassigned next). */
+                if (r->reassign)
                         break;
         }
         if (!err && ks__reader_active(r))

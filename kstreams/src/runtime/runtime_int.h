@@ -6,7 +6,7 @@
  *   changelog_reader.c  restoration: one restore consumer for every
  *                     restoring store, done by position
  *   collector.c       the one producer path: knows internal topics
- *   commit.c (task/)  the commit protocol, with this thread's Kafka steps
+ *   commit.c (task/)  the commit protocol; thread_commit.c its Kafka steps
  *
  * The rebalance callbacks only record what changed (and commit before a
  * revocation); the loop does the work, so a long restoration never holds
@@ -120,6 +120,7 @@ struct ks_stream_thread_s {
         bool in_group;           /* assigned (perhaps nothing) by the group */
         bool consumer_closed;    /* rd_kafka_consumer_close() done */
         bool progress;           /* the last process() took records */
+        int64_t last_wake, last_input; /* wake_fetcher() */
         atomic_bool has_assignment;
         ks_record_collector_t collector;
         ks_changelog_reader_t reader;
@@ -154,8 +155,10 @@ void ks__thread_pause(ks_stream_thread_t *t, assigned_t *a, bool pause);
 /** Sets t->fatal (the first error wins; takes ownership of @p err). */
 void ks__thread_fail(ks_stream_thread_t *t, ks_error_t *err);
 /** The commit protocol for the thread's running tasks. @returns true if
- *  everything committed. */
+ *  everything committed (thread_commit.c). */
 bool ks__thread_commit(ks_stream_thread_t *t);
+/** Collects the results of repartition purges; failures are logged. */
+void ks__thread_purge_results(ks_stream_thread_t *t);
 
 /* ---- collector.c ---------------------------------------------------------
  */

@@ -71,152 +71,6 @@ static void release_handle(void *opaque, void *handle) {
         free(block);
 }
 
-/* ---- commit -----------------------------------------------------------------
- */
-
-/* Deletes the records of repartition topics up to their committed
- * offsets, as Kafka Streams does: the topics have no time retention
- * (admin.c says why), and every record in them has been processed once
- * committed. Asynchronous: failures are only logged (the next purge
- * covers them). */
-static void purge_repartition(ks_stream_thread_t *t) {
-        int64_t now = ks_now_ms();
-        if (now - t->last_purge < t->purge_interval)
-                return;
-        t->last_purge                      = now;
-        rd_kafka_topic_partition_list_t *l = NULL;
-        for (int i = 0; i < t->assigned_cnt; i++) {
-                assigned_t *a = &t->assigned[i];
-                if (!a->repartition || a->committed <= a->purged)
-                        continue;
-                if (!l)
-                        l = rd_kafka_topic_partition_list_new(4);
-                rd_kafka_topic_partition_list_add(l, a->topic, a->partition)
-                        ->offset = a->committed;
-                a->purged        = a->committed;
-        }
-        if (!l)
-                return;
-        rd_kafka_DeleteRecords_t *del = rd_kafka_DeleteRecords_new(l);
-        rd_kafka_DeleteRecords(t->producer, &del, 1, NULL, t->purge_q);
-        rd_kafka_DeleteRecords_destroy(del);
-        rd_kafka_topic_partition_list_destroy(l);
-}
-
-/* Collects the purges' results; a failed one is logged. */
-static void purge_results(ks_stream_thread_t *t) {
-        rd_kafka_event_t *ev;
-        while ((ev = rd_kafka_queue_poll(t->purge_q, 0))) {
-                const rd_kafka_DeleteRecords_result_t *res =
-                        rd_kafka_event_DeleteRecords_result(ev);
-                const rd_kafka_topic_partition_list_t *l =
-                        res ? rd_kafka_DeleteRecords_result_offsets(res) : NULL;
-                const char *why = rd_kafka_event_error(ev)
-                                          ? rd_kafka_event_error_string(ev)
-                                          : NULL;
-                for (int i = 0; !why && l && i < l->cnt; i++)
-                        if (l->elems[i].err)
-                                why = rd_kafka_err2str(l->elems[i].err);
-                if (why)
-                        ks__log_limited(&t->rl_commit, 10000, KS_LOG_WARNING,
-                                        "thread %d: deleting committed "
-                                        "repartition records failed: %s",
-                                        t->index, why);
-                rd_kafka_event_destroy(ev);
-        }
-}
-
-/* The commit protocol's Kafka steps for at-least-once. */
-static ks_error_t *flush_op(void *opaque) {
-        ks_stream_thread_t *t = opaque;
-        return ks__collector_flush(&t->collector,
-                                   ks__thread_time_left(t, 30000));
-}
-
-static ks_error_t *commit_offsets_op(void *opaque,
-                                     const ks_task_offset_t *offsets,
-                                     int cnt) {
-        ks_stream_thread_t *t = opaque;
-        rd_kafka_topic_partition_list_t *l =
-                rd_kafka_topic_partition_list_new(cnt);
-        for (int i = 0; i < cnt; i++) {
-                char md[1024];
-                int len = ks__offset_metadata_encode(offsets[i].task,
-                                                     offsets[i].partition_time,
-                                                     md, sizeof(md));
-                if (len < 0 || (size_t)len >= sizeof(md))
-                        len = ks__offset_metadata_encode(
-                                NULL, offsets[i].partition_time, md,
-                                sizeof(md));
-                rd_kafka_topic_partition_t *p =
-                        rd_kafka_topic_partition_list_add(l, offsets[i].topic,
-                                                          offsets[i].partition);
-                p->offset        = offsets[i].offset;
-                p->metadata      = malloc((size_t)len);
-                p->metadata_size = p->metadata ? (size_t)len : 0;
-                if (p->metadata)
-                        memcpy(p->metadata, md, (size_t)len);
-        }
-        rd_kafka_resp_err_t err = rd_kafka_commit(t->consumer, l, 0);
-        rd_kafka_topic_partition_list_destroy(l);
-        if (err)
-                return ks_error_set_retriable(
-                        ks_error_new(KS_ERR_KAFKA, "offset commit failed: %s",
-                                     rd_kafka_err2str(err)),
-                        true);
-        for (int i = 0; i < cnt; i++) {
-                assigned_t *a = ks__thread_find_assigned(t, offsets[i].topic,
-                                                         offsets[i].partition);
-                if (a)
-                        a->committed = offsets[i].offset;
-        }
-        return NULL;
-}
-
-bool ks__thread_commit(ks_stream_thread_t *t) {
-        /* Past ks_streams_close()'s deadline nothing more is committed. */
-        if (atomic_load(&t->s->stop) && !ks__thread_time_left(t, 1))
-                return false;
-        int64_t t0     = ks_now_ms();
-        t->last_commit = t0;
-        ks_task_t **tasks;
-        int n = ks__tm_running(t, &tasks);
-        if (n < 0) {
-                ks__thread_fail(t, ks_error_new(KS_ERR_NOMEM, "out of memory"));
-                return false;
-        }
-        ks_commit_ops_t ops = {flush_op, commit_offsets_op, t};
-        ks_commit_result_t res;
-        ks_error_t *err = ks__commit(tasks, n, &ops, &res);
-        if (!err) {
-                purge_repartition(t);
-                uint64_t ms = (uint64_t)(ks_now_ms() - t0);
-                t->own.commits++;
-                t->own.commit_latency_ms_total += ms;
-                if (ms > t->own.commit_latency_ms_max)
-                        t->own.commit_latency_ms_max = ms;
-                return true;
-        }
-        t->own.commit_failures++;
-        /* A lost internal record is handled by the loop (the tasks are
-         * recreated); records not yet acknowledged or a refused offset
-         * commit are tried again at the next interval; the rest fails the
-         * thread. */
-        if (t->collector.task_error || t->collector.fatal) {
-                ks_error_destroy(err); /* the loop acts on it */
-        } else if (res.failed_step == KS_COMMIT_FLUSH ||
-                   res.failed_step == KS_COMMIT_HOOKS ||
-                   res.failed_step == KS_COMMIT_OFFSETS) {
-                ks__log_limited(&t->rl_commit, 10000, KS_LOG_WARNING,
-                                "thread %d: commit postponed: %s", t->index,
-                                ks_error_message(err));
-                ks_error_destroy(err);
-        } else {
-                ks__thread_fail(t, err);
-        }
-        return false;
-}
-
 /* ---- rebalances ------------------------------------------------------------
  */
 
@@ -400,6 +254,33 @@ static void publish_metrics(ks_stream_thread_t *t) {
         pthread_mutex_unlock(&t->mlock);
 }
 
+/* librdkafka before 2.2.0 stops fetching once its consumer queue holds
+ * queued.min.messages or queued.max.messages.kbytes, and decides again only
+ * when its broker thread wakes: on an op, on I/O, or after a fixed 1 s.
+ * Draining the queue wakes nothing, so a thread faster than that waited for
+ * input the broker had (issue 12; bench/peer/README.md has the evidence).
+ * About to block with the queue empty, the thread asks the leaders of its
+ * partitions for their end offsets: a request is an op on their broker
+ * threads, which then fetch at once. At most every 20 ms, one round trip,
+ * and only within 1 s of the last input (a stopped fetcher wakes by itself
+ * after that). librdkafka 2.2.0's fetch.queue.backoff.ms makes it moot. */
+static void wake_fetcher(ks_stream_thread_t *t) {
+        int64_t now = ks_now_ms();
+        if (!t->assigned_cnt || rd_kafka_version() >= 0x020200ff ||
+            now - t->last_wake < 20 || now - t->last_input > 1000 ||
+            rd_kafka_queue_length(t->queue))
+                return;
+        t->last_wake = now;
+        rd_kafka_topic_partition_list_t *l =
+                rd_kafka_topic_partition_list_new(t->assigned_cnt);
+        for (int i = 0; i < t->assigned_cnt; i++)
+                rd_kafka_topic_partition_list_add(l, t->assigned[i].topic,
+                                                  t->assigned[i].partition)
+                        ->offset = RD_KAFKA_OFFSET_END;
+        rd_kafka_offsets_for_times(t->consumer, l, (int)t->poll_ms);
+        rd_kafka_topic_partition_list_destroy(l);
+}
+
 /* One turn: assignment, poll, restoration, processing, commit. */
 static ks_error_t *loop_once(ks_stream_thread_t *t) {
         ks_error_t *err = ks__tm_handle_assignment(t);
@@ -416,15 +297,19 @@ static ks_error_t *loop_once(ks_stream_thread_t *t) {
          * in its batch API around pauses, which consume() uses for
          * backpressure, seeks and rebalances (its CHANGELOG for 2.1.0, PR
          * #4208). */
+        if (timeout)
+                wake_fetcher(t);
         for (int i = 0; i < t->batch_size && !t->fatal; i++) {
                 rd_kafka_message_t *m =
                         rd_kafka_consumer_poll(t->consumer, i ? 0 : timeout);
                 if (!m)
                         break;
+                if (!i)
+                        t->last_input = ks_now_ms();
                 consume(t, m);
         }
         rd_kafka_poll(t->producer, 0); /* delivery reports */
-        purge_results(t);
+        ks__thread_purge_results(t);
         /* Restoration between processing slices: a big store does not stop
          * the thread's running tasks. */
         if (restoring &&
@@ -579,8 +464,8 @@ static rd_kafka_t *make_consumer(ks_stream_thread_t *t,
         snprintf(client_id, sizeof(client_id), "%s-StreamThread-%d-consumer",
                  s->application_id, t->index + 1);
         /* Our defaults, then the user's, then what correctness needs. The
-         * queue settings keep librdkafka 2.0.2's fetcher from stalling a
-         * consumer that is slower than it. */
+         * queue thresholds are where librdkafka 2.0.2's fetcher stops and
+         * backs off for 1 s (wake_fetcher() says how the loop copes). */
         bool ok =
                 set(c, "client.id", client_id, errstr, errstr_size) &&
                 set(c, "auto.offset.reset", "earliest", errstr, errstr_size) &&

@@ -1,0 +1,151 @@
+/* A stream thread's side of the commit protocol (task/commit.c): flushing
+ * its producer, committing offsets with their metadata, and purging the
+ * repartition records committed. @locality stream thread */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log_int.h"
+#include "runtime_int.h"
+
+/* Deletes the records of repartition topics up to their committed
+ * offsets, as Kafka Streams does: the topics have no time retention
+ * (admin.c says why), and every record in them has been processed once
+ * committed. Asynchronous: failures are only logged (the next purge
+ * covers them). */
+static void purge_repartition(ks_stream_thread_t *t) {
+        int64_t now = ks_now_ms();
+        if (now - t->last_purge < t->purge_interval)
+                return;
+        t->last_purge                      = now;
+        rd_kafka_topic_partition_list_t *l = NULL;
+        for (int i = 0; i < t->assigned_cnt; i++) {
+                assigned_t *a = &t->assigned[i];
+                if (!a->repartition || a->committed <= a->purged)
+                        continue;
+                if (!l)
+                        l = rd_kafka_topic_partition_list_new(4);
+                rd_kafka_topic_partition_list_add(l, a->topic, a->partition)
+                        ->offset = a->committed;
+                a->purged        = a->committed;
+        }
+        if (!l)
+                return;
+        rd_kafka_DeleteRecords_t *del = rd_kafka_DeleteRecords_new(l);
+        rd_kafka_DeleteRecords(t->producer, &del, 1, NULL, t->purge_q);
+        rd_kafka_DeleteRecords_destroy(del);
+        rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Collects the purges' results; a failed one is logged. */
+void ks__thread_purge_results(ks_stream_thread_t *t) {
+        rd_kafka_event_t *ev;
+        while ((ev = rd_kafka_queue_poll(t->purge_q, 0))) {
+                const rd_kafka_DeleteRecords_result_t *res =
+                        rd_kafka_event_DeleteRecords_result(ev);
+                const rd_kafka_topic_partition_list_t *l =
+                        res ? rd_kafka_DeleteRecords_result_offsets(res) : NULL;
+                const char *why = rd_kafka_event_error(ev)
+                                          ? rd_kafka_event_error_string(ev)
+                                          : NULL;
+                for (int i = 0; !why && l && i < l->cnt; i++)
+                        if (l->elems[i].err)
+                                why = rd_kafka_err2str(l->elems[i].err);
+                if (why)
+                        ks__log_limited(&t->rl_commit, 10000, KS_LOG_WARNING,
+                                        "thread %d: deleting committed "
+                                        "repartition records failed: %s",
+                                        t->index, why);
+                rd_kafka_event_destroy(ev);
+        }
+}
+
+/* The commit protocol's Kafka steps for at-least-once. */
+static ks_error_t *flush_op(void *opaque) {
+        ks_stream_thread_t *t = opaque;
+        return ks__collector_flush(&t->collector,
+                                   ks__thread_time_left(t, 30000));
+}
+
+static ks_error_t *commit_offsets_op(void *opaque,
+                                     const ks_task_offset_t *offsets,
+                                     int cnt) {
+        ks_stream_thread_t *t = opaque;
+        rd_kafka_topic_partition_list_t *l =
+                rd_kafka_topic_partition_list_new(cnt);
+        for (int i = 0; i < cnt; i++) {
+                char md[1024];
+                int len = ks__offset_metadata_encode(offsets[i].task,
+                                                     offsets[i].partition_time,
+                                                     md, sizeof(md));
+                if (len < 0 || (size_t)len >= sizeof(md))
+                        len = ks__offset_metadata_encode(
+                                NULL, offsets[i].partition_time, md,
+                                sizeof(md));
+                rd_kafka_topic_partition_t *p =
+                        rd_kafka_topic_partition_list_add(l, offsets[i].topic,
+                                                          offsets[i].partition);
+                p->offset        = offsets[i].offset;
+                p->metadata      = malloc((size_t)len);
+                p->metadata_size = p->metadata ? (size_t)len : 0;
+                if (p->metadata)
+                        memcpy(p->metadata, md, (size_t)len);
+        }
+        rd_kafka_resp_err_t err = rd_kafka_commit(t->consumer, l, 0);
+        rd_kafka_topic_partition_list_destroy(l);
+        if (err)
+                return ks_error_set_retriable(
+                        ks_error_new(KS_ERR_KAFKA, "offset commit failed: %s",
+                                     rd_kafka_err2str(err)),
+                        true);
+        for (int i = 0; i < cnt; i++) {
+                assigned_t *a = ks__thread_find_assigned(t, offsets[i].topic,
+                                                         offsets[i].partition);
+                if (a)
+                        a->committed = offsets[i].offset;
+        }
+        return NULL;
+}
+
+bool ks__thread_commit(ks_stream_thread_t *t) {
+        /* Past ks_streams_close()'s deadline nothing more is committed. */
+        if (atomic_load(&t->s->stop) && !ks__thread_time_left(t, 1))
+                return false;
+        int64_t t0     = ks_now_ms();
+        t->last_commit = t0;
+        ks_task_t **tasks;
+        int n = ks__tm_running(t, &tasks);
+        if (n < 0) {
+                ks__thread_fail(t, ks_error_new(KS_ERR_NOMEM, "out of memory"));
+                return false;
+        }
+        ks_commit_ops_t ops = {flush_op, commit_offsets_op, t};
+        ks_commit_result_t res;
+        ks_error_t *err = ks__commit(tasks, n, &ops, &res);
+        if (!err) {
+                purge_repartition(t);
+                uint64_t ms = (uint64_t)(ks_now_ms() - t0);
+                t->own.commits++;
+                t->own.commit_latency_ms_total += ms;
+                if (ms > t->own.commit_latency_ms_max)
+                        t->own.commit_latency_ms_max = ms;
+                return true;
+        }
+        t->own.commit_failures++;
+        /* A lost internal record is handled by the loop (the tasks are
+         * recreated); records not yet acknowledged or a refused offset
+         * commit are tried again at the next interval; the rest fails the
+         * thread. */
+        if (t->collector.task_error || t->collector.fatal) {
+                ks_error_destroy(err); /* the loop acts on it */
+        } else if (res.failed_step == KS_COMMIT_FLUSH ||
+                   res.failed_step == KS_COMMIT_HOOKS ||
+                   res.failed_step == KS_COMMIT_OFFSETS) {
+                ks__log_limited(&t->rl_commit, 10000, KS_LOG_WARNING,
+                                "thread %d: commit postponed: %s", t->index,
+                                ks_error_message(err));
+                ks_error_destroy(err);
+        } else {
+                ks__thread_fail(t, err);
+        }
+        return false;
+}
