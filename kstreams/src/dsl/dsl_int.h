@@ -49,7 +49,7 @@ typedef struct agg_s {
 /* The per-task state of every aggregation node (plain, time, session and
  * sliding windows): reused buffers. */
 typedef struct agg_state_s {
-        ks_buf_t key, value, ckey, agg;
+        ks_buf_t key, value, agg;
 } agg_state_t;
 
 /**

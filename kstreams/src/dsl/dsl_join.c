@@ -294,16 +294,7 @@ static ks_err_t sswin_process(ks_ctx_t *ctx,
                                (ks_bytes_t){st->value.data, st->value.len})))
                 return err;
         ks_bytes_t v = {st->list.data, st->list.len};
-        if ((e = ks_window_store_put(store, k, ts, v)))
-                return ks__dsl_store_error(ctx, e);
-        /* The changelog key: the key and the 8-byte time, as the window
-         * store's restoration reads it. */
-        unsigned char be[8];
-        ks__be64_put(be, ts);
-        if ((err = ks_buf_append(&st->key, be, 8)))
-                return err;
-        return ks__ctx_log_change(ctx, (ks_bytes_t){st->key.data, st->key.len},
-                                  v);
+        return ks__ctx_window_put(ctx, k, ts, v, NULL);
 }
 
 /* ---- stream-stream: the join processors
@@ -400,13 +391,9 @@ static ks_err_t outer_key(ks_buf_t *out,
  * changelog, on behalf of a join side. */
 static ks_err_t outer_put(ks_ctx_t *ctx,
                           const ssjoin_t *j,
-                          ks_kv_store_t *outer,
                           ks_bytes_t k,
                           ks_bytes_t v) {
-        ks_error_t *e = ks_kv_store_put(outer, k, v);
-        if (e)
-                return ks__dsl_store_error(ctx, e);
-        return ks__ctx_log_change_for(ctx, j->merge_node, k, v);
+        return ks__ctx_kv_put_for(ctx, j->merge_node, k, v);
 }
 
 typedef struct pending_s {
@@ -489,8 +476,7 @@ static ks_err_t emit_closed(ks_ctx_t *ctx,
                         err = ks_ctx_forward_ts(ctx, NULL, key, out, ts);
                 }
                 if (!err)
-                        err = outer_put(ctx, j, st->outer, pd->key,
-                                        (ks_bytes_t){NULL, 0});
+                        err = outer_put(ctx, j, pd->key, (ks_bytes_t){NULL, 0});
         }
         return err;
 }
@@ -551,8 +537,7 @@ static ks_err_t outer_forget(ks_ctx_t *ctx,
         ks_error_t *e = ks_kv_store_get(st->outer, k, &cur, &found);
         if (e)
                 return ks__dsl_store_error(ctx, e);
-        return found ? outer_put(ctx, j, st->outer, k, (ks_bytes_t){NULL, 0})
-                     : KS_OK;
+        return found ? outer_put(ctx, j, k, (ks_bytes_t){NULL, 0}) : KS_OK;
 }
 
 /* Keeps an unjoined record until its window closes. */
@@ -576,8 +561,7 @@ static ks_err_t outer_remember(ks_ctx_t *ctx,
         if ((err = list_append(&st->list, cur, found,
                                (ks_bytes_t){st->value.data, st->value.len})))
                 return err;
-        return outer_put(ctx, j, st->outer, k,
-                         (ks_bytes_t){st->list.data, st->list.len});
+        return outer_put(ctx, j, k, (ks_bytes_t){st->list.data, st->list.len});
 }
 
 static ks_err_t ssjoin_process(ks_ctx_t *ctx,

@@ -117,7 +117,6 @@ static ks_err_t session_write(ks_ctx_t *ctx,
                               int64_t end,
                               const void *agg,
                               bool created) {
-        ks_session_store_t *store = ks__ctx_session_store(ctx);
         ks_windowed_key_t *wk = ks_arena_alloc(ks_ctx_arena(ctx), sizeof(*wk));
         if (!wk)
                 return KS_ERR_NOMEM;
@@ -130,15 +129,10 @@ static ks_err_t session_write(ks_ctx_t *ctx,
                         return err;
                 v = (ks_bytes_t){st->value.data, st->value.len};
         }
-        ks_bytes_t k  = {st->key.data, st->key.len};
-        ks_error_t *e = ks_session_store_put(store, k, start, end, v);
-        if (e)
-                return ks__dsl_store_error(ctx, e);
-        if ((err = ks__dsl_serialize(ctx, s->wkey_serde, wk, &st->ckey)))
-                return err;
-        ks_change_t change = {
-                {st->ckey.data, st->ckey.len}, v, wk, agg, end, created};
-        return ks__ctx_emit_change(ctx, &change, s->wkey_serde, s->agg_serde);
+        ks_bytes_t k         = {st->key.data, st->key.len};
+        ks_store_emit_t emit = {wk,      agg,           end,
+                                created, s->wkey_serde, s->agg_serde};
+        return ks__ctx_session_put(ctx, k, start, end, v, &emit);
 }
 
 /* The sessions of the current key (in st->key) that a record at ts may

@@ -110,22 +110,15 @@ static ks_err_t put_forward(ks_ctx_t *ctx,
                             ks_bytes_t raw,
                             const void *agg,
                             int64_t ts) {
-        ks_window_store_t *store = ks__ctx_window_store(ctx);
         ks_windowed_key_t *wk = ks_arena_alloc(ks_ctx_arena(ctx), sizeof(*wk));
         if (!wk)
                 return KS_ERR_NOMEM;
-        *wk           = (ks_windowed_key_t){r->key, start, start + s->diff};
-        ks_bytes_t k  = {st->key.data, st->key.len};
-        ks_error_t *e = ks_window_store_put(store, k, start, raw);
-        if (e)
-                return ks__dsl_store_error(ctx, e);
-        ks_err_t err = ks__dsl_serialize(ctx, s->wkey_serde, wk, &st->ckey);
-        if (err)
-                return err;
+        *wk          = (ks_windowed_key_t){r->key, start, start + s->diff};
+        ks_bytes_t k = {st->key.data, st->key.len};
         /* Sliding windows are never deleted: created does not matter. */
-        ks_change_t change = {
-                {st->ckey.data, st->ckey.len}, raw, wk, agg, ts, false};
-        return ks__ctx_emit_change(ctx, &change, s->wkey_serde, s->raw_serde);
+        ks_store_emit_t emit = {wk,    agg,           ts,
+                                false, s->wkey_serde, s->raw_serde};
+        return ks__ctx_window_put(ctx, k, start, raw, &emit);
 }
 
 /* Kafka's updateWindowAndForward: adds the record to window @p start whose

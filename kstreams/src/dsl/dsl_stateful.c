@@ -180,7 +180,6 @@ void ks__agg_state_close(ks_ctx_t *ctx, void *state, void *opaque) {
         (void)ctx, (void)opaque;
         ks_buf_free(&st->key);
         ks_buf_free(&st->value);
-        ks_buf_free(&st->ckey);
         ks_buf_free(&st->agg);
         free(st);
 }
@@ -268,14 +267,10 @@ static ks_err_t kv_aggregate(ks_ctx_t *ctx,
         const void *agg = combine(ctx, a, key, value, cur);
         if ((err = ks__dsl_serialize(ctx, a->agg_serde, agg, &st->value)))
                 return err;
-        ks_bytes_t v = {st->value.data, st->value.len};
-        if ((e = ks_kv_store_put(store, k, v))) {
-                err = ks_ctx_fail(ctx, "%s", ks_error_message(e));
-                ks_error_destroy(e);
-                return err;
-        }
-        ks_change_t change = {k, v, key, agg, ks_ctx_timestamp(ctx), !found};
-        return ks__ctx_emit_change(ctx, &change, a->key_serde, a->agg_serde);
+        ks_bytes_t v         = {st->value.data, st->value.len};
+        ks_store_emit_t emit = {key,    agg,          ks_ctx_timestamp(ctx),
+                                !found, a->key_serde, a->agg_serde};
+        return ks__ctx_kv_put(ctx, k, v, &emit);
 }
 
 static ks_err_t window_aggregate(ks_ctx_t *ctx,
@@ -321,19 +316,10 @@ static ks_err_t window_aggregate(ks_ctx_t *ctx,
                 if ((err = ks__dsl_serialize(ctx, a->agg_serde, agg,
                                              &st->value)))
                         return err;
-                ks_bytes_t v = {st->value.data, st->value.len};
-                if ((e = ks_window_store_put(store, k, start, v))) {
-                        err = ks_ctx_fail(ctx, "%s", ks_error_message(e));
-                        ks_error_destroy(e);
-                        return err;
-                }
-                /* The changelog key is the windowed key's bytes. */
-                if ((err = ks__dsl_serialize(ctx, a->wkey_serde, wk, &st->key)))
-                        return err;
-                ks_change_t change = {
-                        {st->key.data, st->key.len}, v, wk, agg, ts, !found};
-                if ((err = ks__ctx_emit_change(ctx, &change, a->wkey_serde,
-                                               a->agg_serde)))
+                ks_bytes_t v         = {st->value.data, st->value.len};
+                ks_store_emit_t emit = {wk,     agg,           ts,
+                                        !found, a->wkey_serde, a->agg_serde};
+                if ((err = ks__ctx_window_put(ctx, k, start, v, &emit)))
                         return err;
         }
         return KS_OK;

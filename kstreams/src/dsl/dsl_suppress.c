@@ -52,10 +52,7 @@ static int64_t get_ordered_time(const void *p) {
 }
 
 static ks_err_t store_write(ks_ctx_t *ctx, ks_bytes_t k, ks_bytes_t v) {
-        ks_error_t *e = ks_kv_store_put(ks__ctx_kv_store(ctx), k, v);
-        if (e)
-                return ks__dsl_store_error(ctx, e);
-        return ks__ctx_log_change(ctx, k, v);
+        return ks__ctx_kv_put(ctx, k, v, NULL);
 }
 
 /* One due entry, copied out of the store. */

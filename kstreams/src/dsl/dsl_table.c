@@ -66,14 +66,11 @@ static ks_err_t tsource_process(ks_ctx_t *ctx,
                         return err;
                 v = (ks_bytes_t){st->value.data, st->value.len};
         }
-        ks_error_t *e = ks_kv_store_put(ks__ctx_kv_store(ctx), k, v);
-        if (e)
-                return ks__dsl_store_error(ctx, e);
         /* Whether the key existed is not known without a read: a
          * deletion is always sent on. */
-        ks_change_t change = {k, v, key, value, ks_ctx_timestamp(ctx), false};
-        return ks__ctx_emit_change(ctx, &change, ts->key_serde,
-                                   ts->value_serde);
+        ks_store_emit_t emit = {key,   value,         ks_ctx_timestamp(ctx),
+                                false, ts->key_serde, ts->value_serde};
+        return ks__ctx_kv_put(ctx, k, v, &emit);
 }
 
 ks_table_t *ks_builder_table(ks_builder_t *b,

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "kstreams/partitioner.h"
-#include "task_priv.h"
+#include "changelog_int.h"
 
 static void note_failure(ks_ctx_t *ctx,
                          int id,

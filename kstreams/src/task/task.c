@@ -84,6 +84,7 @@ ks_task_t *ks__task_new(const ks_topology_t *t,
         task->stores          = calloc((size_t)t->node_cnt, sizeof(void *));
         task->changelogs      = calloc((size_t)t->node_cnt, sizeof(char *));
         task->changelog_acked = calloc((size_t)t->node_cnt, sizeof(int64_t));
+        task->changelog_keys  = calloc((size_t)t->node_cnt, sizeof(ks_buf_t));
         task->sink_topics     = calloc((size_t)t->node_cnt, sizeof(char *));
         task->punct_arena     = ks_arena_new(4096);
         task->caches = calloc((size_t)t->node_cnt, sizeof(*task->caches));
@@ -96,7 +97,7 @@ ks_task_t *ks__task_new(const ks_topology_t *t,
         task->budget = &task->own_budget;
         if (!task->states || !task->sink_topics || !task->punct_arena ||
             !task->stores || !task->changelogs || !task->changelog_acked ||
-            !task->caches || !task->cache_key_serdes ||
+            !task->changelog_keys || !task->caches || !task->cache_key_serdes ||
             !task->cache_value_serdes)
                 goto err_oom;
         for (int i = 0; i < t->node_cnt; i++) {
@@ -242,6 +243,9 @@ void ks__task_destroy(ks_task_t *task) {
         free(task->stores);
         free(task->changelogs);
         free(task->changelog_acked);
+        for (int i = 0; task->changelog_keys && i < t->node_cnt; i++)
+                ks_buf_free(&task->changelog_keys[i]);
+        free(task->changelog_keys);
         free(task->committed_positions);
         free(task->sink_topics);
         free(task->states);

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "task_priv.h"
+#include "changelog_int.h"
 
 void ks__task_drop_caches(ks_task_t *task) {
         for (int i = 0; task->caches && i < task->topology->node_cnt; i++) {

@@ -74,6 +74,7 @@ struct ks_task_s {
         char **sink_topics; /* full internal topic names, per node id */
         void **stores;      /* per node id: ks_kv_store_t / window store */
         char **changelogs;  /* per node id: its store's changelog topic */
+        ks_buf_t *changelog_keys; /* per node id: scratch (store_write.c) */
         int64_t *changelog_acked; /* per node id: last acknowledged offset */
         /* Per store index: the changelog position of the last commit of
          * the input offsets (from their metadata); -1: unknown. */
@@ -135,38 +136,62 @@ ks_session_store_t *ks__ctx_session_store(ks_ctx_t *ctx);
 /** Any store of the task by name (for nodes with a store reference);
  *  NULL if the task has none of that name. Cast by the store's kind. */
 void *ks__ctx_store_named(ks_ctx_t *ctx, const char *name);
-/** Sends a change of the current node's store to its changelog. */
-ks_err_t ks__ctx_log_change(ks_ctx_t *ctx, ks_bytes_t key, ks_bytes_t value);
-/** The same for the store of node @p node (a store one node owns and
- *  another writes, as a stream-stream join's shared outer store). */
-ks_err_t ks__ctx_log_change_for(ks_ctx_t *ctx,
-                                int node,
-                                ks_bytes_t key,
-                                ks_bytes_t value);
-/** A change of the current node's store, already written to the store. */
-typedef struct ks_change_s {
-        ks_bytes_t key;   /* the changelog key */
-        ks_bytes_t value; /* data NULL: deleted */
-        /* The downstream record if it goes now (no cache): its key and
-         * value objects and timestamp. */
+/* ---- store writes (store_write.c): what operators call ------------------ */
+
+/** What goes downstream after a store write, through the record cache:
+ *  the key and value objects (borrowed; the cache reads its bytes back
+ *  with these serdes, which must outlive the task), the record time, and
+ *  whether the key was not in the store before. */
+typedef struct ks_store_emit_s {
         const void *key_obj, *value_obj;
         int64_t timestamp;
-        bool created; /* the key was not in the store before this write */
-} ks_change_t;
+        bool created;
+        ks_serde_t *key_serde, *value_serde;
+} ks_store_emit_t;
 
 /**
- * Logs a change of the current node's store and forwards it downstream:
- * at once when statestore.cache.max.bytes is 0, else through the task's
- * record cache, which keeps the latest change per key until the commit (or
- * until the cache is full) and then logs it and forwards @p key_serde's and
- * @p value_serde's reading of its bytes (borrowed; they must outlive the
- * task, as the operator's own serdes do). Repeated updates of a key within
- * a commit interval thus cost one changelog and one downstream record.
+ * Writes the current node's store (value.data NULL deletes), then its
+ * changelog; with @p emit, the change also goes downstream (at once, or
+ * through the record cache). The one place changelog records are made.
  */
-ks_err_t ks__ctx_emit_change(ks_ctx_t *ctx,
-                             const ks_change_t *change,
-                             ks_serde_t *key_serde,
-                             ks_serde_t *value_serde);
+ks_err_t ks__ctx_kv_put(ks_ctx_t *ctx,
+                        ks_bytes_t key,
+                        ks_bytes_t value,
+                        const ks_store_emit_t *emit);
+/** The same for the key-value store of node @p node (a store one node
+ *  owns and another writes: a stream-stream join's shared outer store). */
+ks_err_t ks__ctx_kv_put_for(ks_ctx_t *ctx,
+                            int node,
+                            ks_bytes_t key,
+                            ks_bytes_t value);
+ks_err_t ks__ctx_window_put(ks_ctx_t *ctx,
+                            ks_bytes_t key,
+                            int64_t start,
+                            ks_bytes_t value,
+                            const ks_store_emit_t *emit);
+ks_err_t ks__ctx_session_put(ks_ctx_t *ctx,
+                             ks_bytes_t key,
+                             int64_t start,
+                             int64_t end,
+                             ks_bytes_t value,
+                             const ks_store_emit_t *emit);
+/** Records a store error on the context and destroys it. */
+ks_err_t ks__ctx_store_failed(ks_ctx_t *ctx, ks_error_t *e);
+/** The changelog key of a write to a store of @p kind (ks_store_kind_t)
+ *  into @p out (cleared first). */
+ks_err_t ks__changelog_key(ks_buf_t *out,
+                           int kind,
+                           ks_bytes_t key,
+                           int64_t start,
+                           int64_t end);
+/** Reads a changelog key back. @returns false if it is too short for a
+ *  store of @p kind. @p key borrows from @p clkey. */
+bool ks__changelog_key_parse(int kind,
+                             ks_bytes_t clkey,
+                             ks_bytes_t *key,
+                             int64_t *start,
+                             int64_t *end);
+
 void ks__ctx_count_late(ks_ctx_t *ctx);
 /** Counts a record an aggregation cannot use (null key or value). */
 void ks__ctx_count_skipped(ks_ctx_t *ctx);

@@ -188,31 +188,25 @@ ks_error_t *ks__task_compensate(ks_task_t *task,
                                 int idx,
                                 ks_bytes_t key,
                                 int64_t timestamp) {
-        int node               = store_node(task, idx);
-        void *st               = task->stores[node];
-        const unsigned char *k = key.data;
-        ks_bytes_t value       = {0};
-        bool found             = false;
-        ks_error_t *err        = NULL;
-        ks_buf_t *buf          = &task->value_buf;
-        switch (task->topology->nodes[node]->store->kind) {
+        int node         = store_node(task, idx);
+        void *st         = task->stores[node];
+        int kind         = (int)task->topology->nodes[node]->store->kind;
+        ks_bytes_t value = {0}, k;
+        bool found       = false;
+        ks_error_t *err  = NULL;
+        ks_buf_t *buf    = &task->value_buf;
+        int64_t start, end;
+        if (!ks__changelog_key_parse(kind, key, &k, &start, &end))
+                return NULL; /* restoring it failed already */
+        switch (kind) {
         case KS_STORE_KV:
-                err = ks_kv_store_get(st, key, &value, &found);
+                err = ks_kv_store_get(st, k, &value, &found);
                 break;
         case KS_STORE_WINDOW:
-                if (key.len < 8)
-                        return NULL; /* restoring it failed already */
-                err = ks_window_store_get(st, (ks_bytes_t){k, key.len - 8},
-                                          ks__be64_get(k + key.len - 8), &value,
-                                          &found);
+                err = ks_window_store_get(st, k, start, &value, &found);
                 break;
         default:
-                if (key.len < 16)
-                        return NULL;
-                err   = session_value(st, (ks_bytes_t){k, key.len - 16},
-                                      ks__be64_get(k + key.len - 8),
-                                      ks__be64_get(k + key.len - 16), buf,
-                                      &found);
+                err   = session_value(st, k, start, end, buf, &found);
                 value = (ks_bytes_t){buf->data, buf->len};
                 break;
         }
@@ -229,37 +223,31 @@ ks_error_t *ks__task_compensate(ks_task_t *task,
                  : NULL;
 }
 
-/* Changelog keys: the store key for key-value stores; key + 8-byte window
- * start for window stores; key + 8-byte end + 8-byte start for session
- * stores (the windowed serdes' formats). */
+/* Changelog keys are read with ks__changelog_key_parse() (store_write.c
+ * writes them). */
 ks_error_t *ks__task_restore_put(ks_task_t *task,
                                  int idx,
                                  ks_bytes_t key,
                                  ks_bytes_t value) {
-        int node               = store_node(task, idx);
-        void *st               = task->stores[node];
-        const unsigned char *k = key.data;
-        switch (task->topology->nodes[node]->store->kind) {
+        int node = store_node(task, idx);
+        void *st = task->stores[node];
+        int kind = (int)task->topology->nodes[node]->store->kind;
+        ks_bytes_t k;
+        int64_t start, end;
+        if (!ks__changelog_key_parse(kind, key, &k, &start, &end))
+                return ks_error_new(KS_ERR_STORE,
+                                    "restoring %s: a changelog key of %zu "
+                                    "bytes is too short for a windowed store",
+                                    task->topology->nodes[node]->store->name,
+                                    key.len);
+        switch (kind) {
         case KS_STORE_KV:
-                return ks_kv_store_put(st, key, value);
+                return ks_kv_store_put(st, k, value);
         case KS_STORE_WINDOW:
-                if (key.len < 8)
-                        break;
-                return ks_window_store_put(st, (ks_bytes_t){k, key.len - 8},
-                                           ks__be64_get(k + key.len - 8),
-                                           value);
+                return ks_window_store_put(st, k, start, value);
         default:
-                if (key.len < 16)
-                        break;
-                return ks_session_store_put(st, (ks_bytes_t){k, key.len - 16},
-                                            ks__be64_get(k + key.len - 8),
-                                            ks__be64_get(k + key.len - 16),
-                                            value);
+                return ks_session_store_put(st, k, start, end, value);
         }
-        return ks_error_new(KS_ERR_STORE,
-                            "restoring %s: a changelog key of %zu bytes is "
-                            "too short for a windowed store",
-                            task->topology->nodes[node]->store->name, key.len);
 }
 
 ks_error_t *ks__task_restore_commit(ks_task_t *task,
