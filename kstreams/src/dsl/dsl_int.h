@@ -148,6 +148,23 @@ typedef struct ks_table_lookup_s {
         int step_cnt;
 } ks_table_lookup_t;
 
+/** A join node's name: "<base><suffix>" for a named join, else
+ *  "<prefix>-<op>-<index>" (dsl_join.c). New string, or NULL on OOM. */
+char *ks__join_name(ks_builder_t *b,
+                    const char *base,
+                    const char *suffix,
+                    const char *prefix,
+                    const char *op);
+/** A processor that forwards what it gets (a join's merge node). */
+ks_err_t ks__join_pass(ks_ctx_t *ctx,
+                       const void *key,
+                       const void *value,
+                       void *state,
+                       void *opaque);
+/** @p s, through a repartition topic first if its key may have changed,
+ *  as Kafka Streams does before a join. */
+ks_stream_t *ks__copartition(ks_stream_t *s, const char *name);
+
 /** Fills @p out for table @p t. @returns NULL, or why @p t cannot be read
  *  by a join (a static message); nothing is recorded on the builder. */
 const char *ks__table_lookup_init(ks_table_t *t, ks_table_lookup_t *out);
