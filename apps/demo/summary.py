@@ -21,6 +21,9 @@ def main():
     p.add_argument("--windows", type=int, default=3,
                    help="event-count windows to show (the last ones)")
     p.add_argument("--top", type=int, default=5, help="revenue windows to show")
+    p.add_argument("--totals", metavar="FILE",
+                   help="write 'rows and sums' per job there, one line, to "
+                        "compare with the tables")
     a = p.parse_args()
 
     jobs = collections.defaultdict(list)
@@ -70,6 +73,12 @@ def main():
                sum(v["events"] for v in sessions) / n,
                sum(dur) / n / 60000, dur[n // 2] / 60000, dur[-1] / 60000,
                100 * buyers / n))
+    if a.totals:
+        with open(a.totals, "w") as f:
+            f.write("%d %d %d %d %d %d\n" % (
+                len(counts), sum(v["count"] for v in counts),
+                len(revenue), sum(v["revenue_cents"] for v in revenue),
+                len(sessions), sum(v["events"] for v in sessions)))
     return 0 if counts and revenue and sessions else 1
 
 
