@@ -7,7 +7,8 @@
 # 1. Starts a Kafka broker and an ephemeral PostgreSQL with infra/ (unless
 #    KS_BOOTSTRAP / KS_PG_DSN name services you run: then it starts
 #    nothing, and uses topics and application ids of its own, suffixed
-#    with the run's id).
+#    with the run's id, and tables in a schema of its own, dropped at the
+#    end).
 # 2. Produces KS_DEMO_EVENTS (default 300000) seeded user-events with
 #    kstreams-producer (one partition; 1% malformed, 1% duplicates; event
 #    times over the 50 minutes that ended 50 minutes ago), then 12 closing
@@ -56,7 +57,7 @@ done
 
 run=demo-$(date +%s)-$$
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ks-demo.XXXXXX")
-app_pid= kafka_started= pg_started=
+app_pid= kafka_started= pg_started= pg_schema=
 cleanup() {
         local rc=$?
         trap - EXIT INT TERM
@@ -65,6 +66,10 @@ cleanup() {
                 wait "$app_pid" 2>/dev/null || true
         fi
         # Without the variables: with them set, the scripts stop nothing.
+        if [[ -n $pg_schema ]]; then
+                psql -X -q -d "$KS_PG_DSN" -c "DROP SCHEMA IF EXISTS $pg_schema CASCADE" >/dev/null 2>&1 ||
+                        say "warning: could not drop schema $pg_schema"
+        fi
         if [[ -n $kafka_started ]]; then
                 env -u KS_BOOTSTRAP bash "$REPO/infra/kafka/kafka.sh" down "$run" >/dev/null 2>&1 ||
                         say "warning: kafka.sh down $run failed"
@@ -101,10 +106,16 @@ else
         in=user-events out=event-analytics dlq=user-events-dlq
 fi
 if [[ -n ${KS_PG_DSN:-} ]]; then
-        # Applies schema.sql (idempotent) and starts nothing.
-        bash "$REPO/infra/postgres/pg.sh" up >/dev/null 2>"$tmp/pg.log" ||
-                die "schema.sql on KS_PG_DSN failed: $(tail -n 3 "$tmp/pg.log")"
-        say "PostgreSQL: $KS_PG_DSN (KS_PG_DSN; nothing started)"
+        # The tables in a schema of this run's own (search_path through
+        # PGOPTIONS, which libpq reads), dropped at the end: your tables
+        # and other runs' rows stay apart.
+        pg_schema=kstreams_${run//-/_}
+        psql -X -q -v ON_ERROR_STOP=1 -d "$KS_PG_DSN" -c "CREATE SCHEMA $pg_schema" 2>"$tmp/pg.log" ||
+                die "cannot create schema $pg_schema in KS_PG_DSN: $(tail -n 3 "$tmp/pg.log")"
+        export PGOPTIONS="-c search_path=$pg_schema"
+        psql -X -q -v ON_ERROR_STOP=1 -d "$KS_PG_DSN" -f "$REPO/infra/postgres/schema.sql" >/dev/null 2>"$tmp/pg.log" ||
+                die "schema.sql failed in schema $pg_schema: $(tail -n 3 "$tmp/pg.log")"
+        say "PostgreSQL: $KS_PG_DSN (KS_PG_DSN; nothing started), schema $pg_schema"
 else
         pg_started=1
         line=$(bash "$REPO/infra/postgres/pg.sh" up "$run" 2>"$tmp/pg.log") ||
