@@ -5,14 +5,15 @@ RELEASE_BUILD ?= build-release
 JOBS      ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all build deps check-deps test test-unit demo asan release-check \
+.PHONY: all build deps check-deps test test-unit demo demo-offline asan release-check \
         format format-check \
         kafka-up kafka-down pg-up pg-down install clean bench help
 
 all: build
 
 help:
-	@echo "make demo         run the example job end to end (no setup by hand)"
+	@echo "make demo         the three jobs end to end on a real broker and PostgreSQL (no setup by hand)"
+	@echo "make demo-offline the example topology in the test driver (no broker)"
 	@echo "make test         build everything and run every test (unit, driver, mock, system)"
 	@echo "make deps         install the Debian packages and Maven jars (root)"
 	@echo "make asan         build and run the suite under ASan+UBSan"
@@ -45,6 +46,9 @@ test-unit: build
 
 demo: build
 	bash apps/demo/run-demo.sh $(BUILD)
+
+demo-offline: build
+	bash apps/demo/run-offline.sh $(BUILD)
 
 asan: check-deps
 	cmake -S . -B $(ASAN_BUILD) -DKS_SANITIZE=address,undefined \

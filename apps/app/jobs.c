@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <kstreams/postgres.h>
 #include <kstreams/serde_typed.h>
 
 #include "common/user_event_serde.h"
@@ -21,6 +22,17 @@ static const char *const names[JOB__COUNT] = {
 
 const char *job_name(job_kind_t kind) {
         return kind < JOB__COUNT ? names[kind] : "?";
+}
+
+const char *job_repartition_name(job_kind_t kind) {
+        switch (kind) {
+        case JOB_EVENT_COUNT:
+                return "event-count-by-type";
+        case JOB_REVENUE:
+                return "revenue-by-currency";
+        default:
+                return NULL;
+        }
 }
 
 bool job_parse(const char *name, job_kind_t *out) {
@@ -67,7 +79,60 @@ static int64_t cents_of(double amount) {
         return (int64_t)llround(amount * 100);
 }
 
+/* ---- PostgreSQL ------------------------------------------------------------
+ */
+
+/* Writes a job's final results to @p table as well, from the windowed key
+ * and the typed aggregate (no JSON in between). The key columns are the
+ * tables' primary keys: a replay after a crash rewrites the same rows. The
+ * sink's name is its name in kstreams_sink_offsets: keep it stable. */
+static void to_postgres(ks_stream_t *results,
+                        const char *name,
+                        const job_opts_t *o,
+                        const char *table,
+                        const ks_pg_column_t *columns,
+                        size_t column_cnt,
+                        ks_pg_row_fn *row_fn) {
+        if (!o->postgres_dsn)
+                return;
+        ks_pg_sink_conf_t conf = {.dsn        = o->postgres_dsn,
+                                  .table      = table,
+                                  .columns    = columns,
+                                  .column_cnt = column_cnt,
+                                  .row_fn     = row_fn};
+        ks_stream_to_postgres(results, name, &conf);
+}
+
+/* The window's bounds into columns 0 and 1 (timestamptz). */
+static ks_err_t set_window(ks_pg_row_t *row, const ks_windowed_key_t *wk) {
+        ks_err_t e = ks_pg_row_set_epoch_ms(row, 0, wk->start);
+        return e ? e : ks_pg_row_set_epoch_ms(row, 1, wk->end);
+}
+
 /* ---- event-count --------------------------------------------------------- */
+
+static const ks_pg_column_t count_columns[] = {
+        {.name = "window_start", .key = true},
+        {.name = "window_end"},
+        {.name = "event_type", .key = true},
+        {.name = "count"},
+};
+
+static ks_err_t count_row(ks_pg_row_t *row,
+                          const void *key,
+                          const void *value,
+                          void *opaque) {
+        const ks_windowed_key_t *wk = key;
+        ks_err_t e;
+        (void)opaque;
+        if (!value) { /* suppress emits no tombstones; nothing to delete */
+                ks_pg_row_skip(row);
+                return KS_OK;
+        }
+        if ((e = set_window(row, wk)) || (e = ks_pg_row_set(row, 2, wk->key)))
+                return e;
+        return ks_pg_row_set_int64(row, 3, *(const int64_t *)value);
+}
 
 static const void *type_of(ks_arena_t *a,
                            const void *key,
@@ -97,9 +162,9 @@ static ks_kv_t format_count(ks_arena_t *a,
 void job_event_count(ks_stream_t *events,
                      const job_opts_t *o,
                      job_stats_t *stats) {
-        ks_grouped_t *by_type =
-                ks_stream_group_by(events, "event-count-by-type", type_of, NULL,
-                                   ks_serde_string(), valid_event_serde());
+        ks_grouped_t *by_type = ks_stream_group_by(
+                events, job_repartition_name(JOB_EVENT_COUNT), type_of, NULL,
+                ks_serde_string(), valid_event_serde());
         ks_table_t *counts = ks_windowed_count(
                 ks_grouped_windowed_by(
                         by_type, ks_tumbling_window(o->window_ms, o->grace_ms)),
@@ -107,10 +172,12 @@ void job_event_count(ks_stream_t *events,
         ks_table_t *final =
                 ks_table_suppress(counts, KS_SUPPRESS_UNTIL_WINDOW_CLOSES, 0,
                                   "event-count-final");
-        ks_stream_to(
-                ks_stream_map(ks_table_to_stream(final, "event-count-results"),
-                              "event-count-format", format_count, stats),
-                o->output_topic, ks_serde_string(), ks_serde_string());
+        ks_stream_t *results = ks_table_to_stream(final, "event-count-results");
+        ks_stream_to(ks_stream_map(results, "event-count-format", format_count,
+                                   stats),
+                     o->output_topic, ks_serde_string(), ks_serde_string());
+        to_postgres(results, "event-count-postgres", o, "event_counts",
+                    count_columns, 4, count_row);
 }
 
 /* ---- revenue ---------------------------------------------------------------
@@ -161,6 +228,40 @@ static const void *revenue_add(ks_arena_t *a,
         return r;
 }
 
+static int64_t average_cents(const revenue_t *r) {
+        return r->purchases ? (int64_t)llround((double)r->revenue_cents /
+                                               (double)r->purchases)
+                            : 0;
+}
+
+static const ks_pg_column_t revenue_columns[] = {
+        {.name = "window_start", .key = true},
+        {.name = "window_end"},
+        {.name = "currency", .key = true},
+        {.name = "revenue_cents"},
+        {.name = "purchases"},
+        {.name = "avg_order_value_cents"},
+};
+
+static ks_err_t revenue_row(ks_pg_row_t *row,
+                            const void *key,
+                            const void *value,
+                            void *opaque) {
+        const ks_windowed_key_t *wk = key;
+        const revenue_t *r          = value;
+        ks_err_t e;
+        (void)opaque;
+        if (!r) {
+                ks_pg_row_skip(row);
+                return KS_OK;
+        }
+        if ((e = set_window(row, wk)) || (e = ks_pg_row_set(row, 2, wk->key)) ||
+            (e = ks_pg_row_set_int64(row, 3, r->revenue_cents)) ||
+            (e = ks_pg_row_set_int64(row, 4, r->purchases)))
+                return e;
+        return ks_pg_row_set_int64(row, 5, average_cents(r));
+}
+
 static ks_kv_t format_revenue(ks_arena_t *a,
                               const void *key,
                               const void *value,
@@ -169,9 +270,7 @@ static ks_kv_t format_revenue(ks_arena_t *a,
         const revenue_t *r          = value;
         job_stats_t *stats          = opaque;
         ks_buf_t buf = {0}, *b = &buf;
-        int64_t avg = r->purchases ? (int64_t)llround((double)r->revenue_cents /
-                                                      (double)r->purchases)
-                                   : 0;
+        int64_t avg = average_cents(r);
         ks_buf_appendf(b, "{\"job\":\"revenue\",\"currency\":");
         json_str(b, wk->key);
         ks_buf_appendf(b,
@@ -187,7 +286,7 @@ void job_revenue(ks_stream_t *events, const job_opts_t *o, job_stats_t *stats) {
         ks_stream_t *purchases = ks_stream_filter(events, "revenue-purchases",
                                                   is_purchase, NULL);
         ks_grouped_t *by_currency = ks_stream_group_by(
-                purchases, "revenue-by-currency", currency_of, NULL,
+                purchases, job_repartition_name(JOB_REVENUE), currency_of, NULL,
                 ks_serde_string(), valid_event_serde());
         ks_table_t *sums = ks_windowed_aggregate(
                 ks_grouped_windowed_by(
@@ -198,9 +297,12 @@ void job_revenue(ks_stream_t *events, const job_opts_t *o, job_stats_t *stats) {
                                 2));
         ks_table_t *final = ks_table_suppress(
                 sums, KS_SUPPRESS_UNTIL_WINDOW_CLOSES, 0, "revenue-final");
-        ks_stream_to(ks_stream_map(ks_table_to_stream(final, "revenue-results"),
-                                   "revenue-format", format_revenue, stats),
-                     o->output_topic, ks_serde_string(), ks_serde_string());
+        ks_stream_t *results = ks_table_to_stream(final, "revenue-results");
+        ks_stream_to(
+                ks_stream_map(results, "revenue-format", format_revenue, stats),
+                o->output_topic, ks_serde_string(), ks_serde_string());
+        to_postgres(results, "revenue-postgres", o, "revenue", revenue_columns,
+                    6, revenue_row);
 }
 
 /* ---- sessions --------------------------------------------------------------
@@ -257,6 +359,36 @@ static const void *session_merge(ks_arena_t *a,
         return s;
 }
 
+static const ks_pg_column_t session_columns[] = {
+        {.name = "session_start", .key = true},
+        {.name = "session_end"},
+        {.name = "user_id", .key = true},
+        {.name = "duration_ms"},
+        {.name = "events"},
+        {.name = "purchases"},
+        {.name = "revenue_cents"},
+};
+
+static ks_err_t session_row(ks_pg_row_t *row,
+                            const void *key,
+                            const void *value,
+                            void *opaque) {
+        const ks_windowed_key_t *wk = key;
+        const session_t *s          = value;
+        ks_err_t e;
+        (void)opaque;
+        if (!s) {
+                ks_pg_row_skip(row);
+                return KS_OK;
+        }
+        if ((e = set_window(row, wk)) || (e = ks_pg_row_set(row, 2, wk->key)) ||
+            (e = ks_pg_row_set_int64(row, 3, wk->end - wk->start)) ||
+            (e = ks_pg_row_set_int64(row, 4, s->events)) ||
+            (e = ks_pg_row_set_int64(row, 5, s->purchases)))
+                return e;
+        return ks_pg_row_set_int64(row, 6, s->revenue_cents);
+}
+
 static ks_kv_t format_session(ks_arena_t *a,
                               const void *key,
                               const void *value,
@@ -293,10 +425,12 @@ void job_sessions(ks_stream_t *events,
                                 3));
         ks_table_t *final = ks_table_suppress(
                 sessions, KS_SUPPRESS_UNTIL_WINDOW_CLOSES, 0, "sessions-final");
-        ks_stream_to(
-                ks_stream_map(ks_table_to_stream(final, "sessions-results"),
-                              "sessions-format", format_session, stats),
-                o->output_topic, ks_serde_string(), ks_serde_string());
+        ks_stream_t *results = ks_table_to_stream(final, "sessions-results");
+        ks_stream_to(ks_stream_map(results, "sessions-format", format_session,
+                                   stats),
+                     o->output_topic, ks_serde_string(), ks_serde_string());
+        to_postgres(results, "sessions-postgres", o, "user_sessions",
+                    session_columns, 7, session_row);
 }
 
 /* ---- the shared start ------------------------------------------------------

@@ -32,6 +32,10 @@ typedef enum job_kind_e {
 const char *job_name(job_kind_t kind);
 /** @returns false if @p name is no job. */
 bool job_parse(const char *name, job_kind_t *out);
+/** The name of the job's repartition (its topic is
+ *  <application.id>-<name>-repartition), or NULL: sessions group by the
+ *  record key and repartition nothing. */
+const char *job_repartition_name(job_kind_t kind);
 
 /** Counters a topology updates, read by the statistics line. */
 typedef struct job_stats_s {
@@ -48,6 +52,11 @@ typedef struct job_opts_s {
         int64_t grace_ms;
         int64_t session_gap_ms;
         int64_t dedup_window_ms; /**< 0: no deduplication */
+        /** libpq connection string: each job also upserts its results
+         *  into its table (event_counts, revenue, user_sessions of
+         *  infra/postgres/schema.sql) through ks_stream_to_postgres().
+         *  NULL: Kafka only. */
+        const char *postgres_dsn;
 } job_opts_t;
 
 /** Adds the event-count job below @p events (valid, deduplicated). */

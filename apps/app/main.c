@@ -82,8 +82,12 @@ static void usage(FILE *f) {
                 "                            (default 10m; 0: off)\n"
                 "  --stats-interval D        statistics line period "
                 "(default 5s)\n"
-                "  --postgres DSN            also write PostgreSQL tables "
-                "(env KS_PG_DSN)\n"
+                "  --postgres DSN            also upsert the results into "
+                "PostgreSQL (libpq DSN;\n"
+                "                            default $KS_PG_DSN): tables "
+                "event_counts, revenue,\n"
+                "                            user_sessions of "
+                "infra/postgres/schema.sql\n"
                 "  --describe[=mermaid]      print the topology and exit\n"
                 "  --replay FILE             run over a kcat -J dump in the "
                 "test driver (no Kafka)\n"
@@ -309,25 +313,30 @@ static int parse_args(int argc, char **argv, options_t *o) {
 /* ---- the PostgreSQL hook ---------------------------------------------------
  */
 
-/* Where the jobs' results would also go to the tables event_counts,
- * revenue and user_sessions through the library's PostgreSQL sink
- * (ks_stream_to_postgres(), being built in another branch). Until it is
- * in this build, asking for it is an error and KS_PG_DSN is ignored with a
- * warning. @returns false if the run must stop. */
-static bool postgres_hook(const options_t *o) {
+/* Where the jobs' results also go: the tables event_counts, revenue and
+ * user_sessions (infra/postgres/schema.sql) through the library's
+ * PostgreSQL sink, from --postgres or else KS_PG_DSN. Not for --describe
+ * or --replay: the test driver runs no commits, so a sink there would
+ * write nothing; say so rather than pretend. @returns false if the run
+ * must stop. */
+static bool postgres_hook(options_t *o) {
         const char *env = getenv("KS_PG_DSN");
-        if (o->postgres) {
-                fprintf(stderr,
-                        "kstreams-app: --postgres: the PostgreSQL sink "
-                        "(ks_stream_to_postgres) is not available in this "
-                        "build\n");
+        if (!o->postgres && env && *env)
+                o->postgres = env;
+        if (o->postgres && !*o->postgres) {
+                fprintf(stderr, "kstreams-app: --postgres: empty DSN\n");
                 return false;
         }
-        if (env && *env)
-                fprintf(stderr,
-                        "kstreams-app: KS_PG_DSN is set, but the PostgreSQL "
-                        "sink is not available in this build: results go to "
-                        "Kafka only\n");
+        if (o->postgres && (o->replay || o->describe)) {
+                if (o->postgres != env) {
+                        fprintf(stderr,
+                                "kstreams-app: --postgres needs Kafka "
+                                "(not --replay or --describe)\n");
+                        return false;
+                }
+                o->postgres = NULL; /* KS_PG_DSN only: Kafka mode uses it */
+        }
+        o->job.postgres_dsn = o->postgres;
         return true;
 }
 
@@ -556,6 +565,24 @@ static int replay(const options_t *o, app_t *apps, size_t n) {
 /* ---- Kafka
  * ------------------------------------------------------------------------ */
 
+static lag_probe_t *app_lag_probe(const options_t *o, const app_t *a) {
+        char names[JOB__COUNT][512];
+        const char *topics[JOB__COUNT + 1] = {o->job.input_topic};
+        size_t n                           = 1;
+        for (size_t i = 0; i < a->job_cnt; i++) {
+                const char *r = job_repartition_name(a->jobs[i]);
+                char *name    = names[n - 1];
+                if (!r)
+                        continue;
+                int w = snprintf(name, sizeof(names[0]), "%s-%s-repartition",
+                                 a->application_id, r);
+                if (w < 0 || (size_t)w >= sizeof(names[0]))
+                        return NULL; /* the line says "lag ?" */
+                topics[n++] = name;
+        }
+        return lag_probe_new(o->bootstrap, a->application_id, topics, n);
+}
+
 static void stats_line(app_t *a, double seconds) {
         ks_streams_metrics_t m;
         ks_streams_metrics(a->streams, &m);
@@ -614,11 +641,10 @@ static int run_kafka(const options_t *o, app_t *apps, size_t n) {
                 }
                 fprintf(stderr, "[%s] started (application.id %s)\n",
                         apps[started].label, apps[started].application_id);
-                /* The lag is that of the input topic (repartition topics
-                 * are internal); without a probe the line says "?". */
-                apps[started].lag = lag_probe_new(o->bootstrap,
-                                                  apps[started].application_id,
-                                                  o->job.input_topic);
+                /* The lag is that of the input topic and the repartition
+                 * topics: 0 when everything read was processed and
+                 * committed. Without a probe the line says "?". */
+                apps[started].lag = app_lag_probe(o, &apps[started]);
         }
         int64_t last = ks_now_ms();
         while (!rc && !stop_requested) {

@@ -9,12 +9,20 @@
 -- commit; a replay after a crash rewrites the same rows, so nothing is
 -- counted twice. Hence every table's primary key is the row's natural key.
 
+-- The columns are those kstreams-app's jobs emit (apps/app/jobs.c); times
+-- are timestamptz from the jobs' epoch milliseconds. CREATE TABLE IF NOT
+-- EXISTS leaves an older table as it was: a database made by an earlier
+-- schema (revenue.total, user_sessions without duration_ms) then fails the
+-- job at its first commit with "column ... does not exist", never with a
+-- half-written row, because the new columns have new names. For a
+-- throwaway database (the demo's, the tests'), drop the old tables first:
+--   DROP TABLE IF EXISTS event_counts, revenue, user_sessions;
+
 -- "already exists, skipping" notices are expected on a second run.
 SET client_min_messages = warning;
 
--- event-count job: events per event type and tumbling window. One row per
--- (window, type); `count` is the window's running total, overwritten by each
--- update (or once, with suppress until the window closes).
+-- event-count job: valid events per event type and tumbling window, written
+-- once when the window closes (suppress), upserted on replay.
 CREATE TABLE IF NOT EXISTS event_counts (
         window_start timestamptz NOT NULL,
         window_end   timestamptz NOT NULL,
@@ -24,27 +32,32 @@ CREATE TABLE IF NOT EXISTS event_counts (
         PRIMARY KEY (window_start, event_type)
 );
 
--- revenue job: purchase totals per currency and tumbling window.
--- `total` is numeric, not float: sums of money must not drift.
+-- revenue job: purchases per currency and tumbling window. Money in
+-- integer cents (llround(amount * 100) per purchase), never float;
+-- avg_order_value_cents = llround(revenue_cents / purchases).
 CREATE TABLE IF NOT EXISTS revenue (
-        window_start timestamptz NOT NULL,
-        window_end   timestamptz NOT NULL,
-        currency     text        NOT NULL,
-        total        numeric     NOT NULL,
-        purchases    bigint      NOT NULL,
-        updated_at   timestamptz NOT NULL DEFAULT now(),
+        window_start          timestamptz NOT NULL,
+        window_end            timestamptz NOT NULL,
+        currency              text        NOT NULL,
+        revenue_cents         bigint      NOT NULL,
+        purchases             bigint      NOT NULL,
+        avg_order_value_cents bigint      NOT NULL,
+        updated_at            timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (window_start, currency)
 );
 
--- sessions job: one row per user session (session windows with an
--- inactivity gap). When sessions merge, the sink deletes the rows of the
--- merged-away sessions and upserts the merged one, as the session store's
--- tombstones say.
+-- sessions job: one row per closed user session (session windows with an
+-- inactivity gap, suppressed until they close: merged-away sessions are
+-- never written). session_end is the last event's time; duration_ms =
+-- session_end - session_start.
 CREATE TABLE IF NOT EXISTS user_sessions (
         user_id       text        NOT NULL,
         session_start timestamptz NOT NULL,
         session_end   timestamptz NOT NULL,
+        duration_ms   bigint      NOT NULL,
         events        bigint      NOT NULL,
+        purchases     bigint      NOT NULL,
+        revenue_cents bigint      NOT NULL,
         updated_at    timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (user_id, session_start)
 );

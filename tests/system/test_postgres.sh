@@ -29,9 +29,11 @@ assert_eq "$(pk event_counts)" "window_start,event_type" "event_counts primary k
 assert_eq "$(pk revenue)" "window_start,currency" "revenue primary key"
 assert_eq "$(pk user_sessions)" "user_id,session_start" "user_sessions primary key"
 assert_eq "$(pk processed_events)" "event_id" "processed_events primary key"
+# Money in integer cents, as kstreams-app's revenue job emits it.
 assert_eq "$(q -c "SELECT data_type FROM information_schema.columns
-                   WHERE table_name = 'revenue' AND column_name = 'total'")" \
-        numeric "revenue.total type"
+                   WHERE table_schema = current_schema()
+                     AND table_name = 'revenue' AND column_name = 'revenue_cents'")" \
+        bigint "revenue.revenue_cents type"
 
 # 3. The sink's upsert, replayed, leaves one row with the latest count.
 tag="test-$$-$RANDOM"
