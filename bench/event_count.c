@@ -28,6 +28,7 @@
  * with S from the first record to the last one processed (produced and
  * acknowledged for raw-pipe), C the process's CPU seconds over the same
  * interval, R its peak RSS. */
+#include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -35,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <kstreams/kstreams.h>
@@ -320,12 +322,29 @@ static void conf_set(ks_conf_t *c, const char *name, const char *value) {
         }
 }
 
+/* The run's state directory, removed when the process exits. */
+static char state_dir[] = "/tmp/ks-bench-ec-XXXXXX";
+
+static int remove_entry(const char *path,
+                        const struct stat *st,
+                        int flag,
+                        struct FTW *ftw) {
+        (void)st, (void)flag, (void)ftw;
+        return remove(path);
+}
+
+static void remove_state_dir(void) {
+        nftw(state_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static ks_streams_t *start_streams(const opts_t *o, ks_topology_t *t) {
-        char err[512], threads[16], dir[] = "/tmp/ks-bench-ec-XXXXXX";
-        if (!mkdtemp(dir)) {
+        char err[512], threads[16];
+        const char *dir = state_dir;
+        if (!mkdtemp(state_dir)) {
                 perror("bench: mkdtemp");
                 exit(1);
         }
+        atexit(remove_state_dir);
         snprintf(threads, sizeof(threads), "%d", o->threads);
         ks_conf_t *c = ks_conf_new();
         conf_set(c, "application.id", o->app);
