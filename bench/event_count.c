@@ -28,7 +28,6 @@
  * with S from the first record to the last one processed (produced and
  * acknowledged for raw-pipe), C the process's CPU seconds over the same
  * interval, R its peak RSS. */
-#include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -36,9 +35,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "fs_int.h"
 #include <kstreams/kstreams.h>
 
 #include "common/bench_kafka.h"
@@ -325,16 +324,8 @@ static void conf_set(ks_conf_t *c, const char *name, const char *value) {
 /* The run's state directory, removed when the process exits. */
 static char state_dir[] = "/tmp/ks-bench-ec-XXXXXX";
 
-static int remove_entry(const char *path,
-                        const struct stat *st,
-                        int flag,
-                        struct FTW *ftw) {
-        (void)st, (void)flag, (void)ftw;
-        return remove(path);
-}
-
 static void remove_state_dir(void) {
-        nftw(state_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        ks__rmtree(state_dir);
 }
 
 static ks_streams_t *start_streams(const opts_t *o, ks_topology_t *t) {

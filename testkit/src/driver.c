@@ -1,6 +1,5 @@
 /* The test driver: in-memory partitioned topics feeding real tasks. */
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +8,7 @@
 #include "conf_int.h"
 #include "copartition_int.h"
 #include "driver_int.h"
+#include "fs_int.h"
 #include "kstreams/partitioner.h"
 #include "kstreams/store.h"
 
@@ -117,14 +117,6 @@ static ks_error_t *commit_tasks(ks_test_driver_t *drv,
         if (!err)
                 drv->commits++;
         return err;
-}
-
-static int remove_entry(const char *path,
-                        const struct stat *st,
-                        int flag,
-                        struct FTW *ftw) {
-        (void)st, (void)flag, (void)ftw;
-        return remove(path);
 }
 
 static bool sub_has_stores(const ks_topology_t *topo, int sub) {
@@ -309,7 +301,7 @@ void ks_test_driver_destroy(ks_test_driver_t *drv) {
         for (int i = 0; i < drv->task_cnt; i++)
                 ks__task_destroy(drv->tasks[i]);
         if (drv->state_dir) {
-                nftw(drv->state_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+                ks__rmtree(drv->state_dir);
                 free(drv->state_dir);
         }
         free(drv->tasks);

@@ -40,23 +40,43 @@ static rd_kafka_t *client(rd_kafka_type_t type,
 }
 
 void kt_create_topic(const char *bootstrap, const char *topic, int partitions) {
+        kt_create_topic_config(bootstrap, topic, partitions, NULL, false);
+}
+
+void kt_create_topic_config(const char *bootstrap,
+                            const char *topic,
+                            int partitions,
+                            const char *const *config,
+                            bool fresh) {
         char err[256];
         rd_kafka_t *rk = client(RD_KAFKA_PRODUCER, bootstrap, NULL);
         rd_kafka_NewTopic_t *t =
                 rd_kafka_NewTopic_new(topic, partitions, -1, err, sizeof(err));
+        for (int i = 0; config && config[i]; i += 2)
+                rd_kafka_NewTopic_set_config(t, config[i], config[i + 1]);
         rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-        rd_kafka_CreateTopics(rk, &t, 1, NULL, q);
-        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
-        ck_assert_msg(ev, "CreateTopics %s timed out", topic);
-        size_t n;
-        const rd_kafka_topic_result_t **res =
-                rd_kafka_CreateTopics_result_topics(
-                        rd_kafka_event_CreateTopics_result(ev), &n);
-        rd_kafka_resp_err_t e = n ? rd_kafka_topic_result_error(res[0])
-                                  : rd_kafka_event_error(ev);
-        ck_assert_msg(!e || e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS,
-                      "CreateTopics %s: %s", topic, rd_kafka_err2str(e));
-        rd_kafka_event_destroy(ev);
+        /* A topic just deleted may still be going: a fresh one is tried
+         * again for 30 s; otherwise an existing one is fine. */
+        for (int attempt = 0;; attempt++) {
+                rd_kafka_CreateTopics(rk, &t, 1, NULL, q);
+                rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+                ck_assert_msg(ev, "CreateTopics %s timed out", topic);
+                size_t n;
+                const rd_kafka_topic_result_t **res =
+                        rd_kafka_CreateTopics_result_topics(
+                                rd_kafka_event_CreateTopics_result(ev), &n);
+                rd_kafka_resp_err_t e = n ? rd_kafka_topic_result_error(res[0])
+                                          : rd_kafka_event_error(ev);
+                rd_kafka_event_destroy(ev);
+                bool exists = e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS;
+                if (exists && fresh && attempt < 60) {
+                        usleep(500 * 1000);
+                        continue;
+                }
+                ck_assert_msg(!e || (exists && !fresh), "CreateTopics %s: %s",
+                              topic, rd_kafka_err2str(e));
+                break;
+        }
         rd_kafka_queue_destroy(q);
         rd_kafka_NewTopic_destroy(t);
         /* Wait until the metadata shows it with all partitions. */

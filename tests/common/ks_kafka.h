@@ -10,6 +10,14 @@
 
 /** Creates a topic (fails the test on error; an existing one is fine). */
 void kt_create_topic(const char *bootstrap, const char *topic, int partitions);
+/** The same with the NULL-ended topic config name/value pairs @p config
+ *  (may be NULL); @p fresh: the topic must be new (one just deleted is
+ *  waited for, 30 s at most). */
+void kt_create_topic_config(const char *bootstrap,
+                            const char *topic,
+                            int partitions,
+                            const char *const *config,
+                            bool fresh);
 
 /** Produces @p n records "<key_prefix><i % keys>" -> value from @p fmt
  *  (printf with i as its only int argument), keyed by murmur2. */

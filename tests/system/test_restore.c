@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bytes_int.h"
 #include "ks_check.h"
 #include "ks_driver_util.h"
 #include "ks_kafka.h"
@@ -70,39 +71,10 @@ static rd_kafka_t *client(rd_kafka_type_t type, const char *const *conf) {
         return rk;
 }
 
-/* Creates @p topic with the NULL-ended config name/value pairs. */
 static void create_topic(const char *topic,
                          int partitions,
                          const char *const *config) {
-        rd_kafka_t *rk = client(RD_KAFKA_PRODUCER, NULL);
-        rd_kafka_NewTopic_t *nt =
-                rd_kafka_NewTopic_new(topic, partitions, 1, NULL, 0);
-        for (int i = 0; config && config[i]; i += 2)
-                rd_kafka_NewTopic_set_config(nt, config[i], config[i + 1]);
-        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-        /* A topic just deleted may still be going: try again a while. */
-        for (int attempt = 0; attempt < 60; attempt++) {
-                rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
-                rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
-                ck_assert_ptr_nonnull(ev);
-                const rd_kafka_CreateTopics_result_t *res =
-                        rd_kafka_event_CreateTopics_result(ev);
-                size_t n;
-                const rd_kafka_topic_result_t **tr =
-                        rd_kafka_CreateTopics_result_topics(res, &n);
-                rd_kafka_resp_err_t err = n ? rd_kafka_topic_result_error(tr[0])
-                                            : rd_kafka_event_error(ev);
-                rd_kafka_event_destroy(ev);
-                if (!err)
-                        break;
-                ck_assert_msg(err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS &&
-                                      attempt < 59,
-                              "create %s: %s", topic, rd_kafka_err2str(err));
-                usleep(500 * 1000);
-        }
-        rd_kafka_NewTopic_destroy(nt);
-        rd_kafka_queue_destroy(q);
-        rd_kafka_destroy(rk);
+        kt_create_topic_config(bootstrap, topic, partitions, config, true);
 }
 
 static void delete_topic(const char *topic) {
@@ -117,11 +89,6 @@ static void delete_topic(const char *topic) {
         rd_kafka_DeleteTopic_destroy(dt);
         rd_kafka_queue_destroy(q);
         rd_kafka_destroy(rk);
-}
-
-static void be64(unsigned char *out, int64_t v) {
-        for (int i = 7; i >= 0; i--, v >>= 8)
-                out[i] = (unsigned char)(v & 0xff);
 }
 
 /* Writes key k<i> -> count @p value for every key to the changelog
@@ -140,7 +107,7 @@ static void write_changelog_txn(const char *txn_id,
                 char key[16];
                 unsigned char v[8];
                 snprintf(key, sizeof(key), "k%d", k);
-                be64(v, value);
+                ks__be64_put(v, value);
                 int32_t part = ks_partition_for_key(key, strlen(key), 2);
                 ck_assert_int_eq(
                         rd_kafka_producev(
@@ -329,7 +296,7 @@ START_TEST(a_checkpoint_past_the_changelog_end_rebuilds_the_store) {
                 char key[16];
                 unsigned char v[8];
                 snprintf(key, sizeof(key), "k%d", k);
-                be64(v, 7);
+                ks__be64_put(v, 7);
                 ck_assert_int_eq(
                         rd_kafka_producev(
                                 p, RD_KAFKA_V_TOPIC(changelog),
@@ -391,7 +358,7 @@ START_TEST(a_large_restoration_does_not_stop_the_thread_s_other_tasks) {
                 char key[24];
                 unsigned char v[8];
                 int kl = snprintf(key, sizeof(key), "big-%d", i);
-                be64(v, 1);
+                ks__be64_put(v, 1);
                 while (rd_kafka_producev(
                                p, RD_KAFKA_V_TOPIC(changelog),
                                RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_KEY(key, kl),

@@ -102,8 +102,6 @@ ks_err_t ks__dsl_stored(ks_ctx_t *ctx,
                         ks_bytes_t stored,
                         bool found,
                         const void **obj);
-/** Records a store error on the context and destroys it. */
-ks_err_t ks__dsl_store_error(ks_ctx_t *ctx, ks_error_t *e);
 /** A new table handle for node @p node (owned by the builder). */
 ks_table_t *ks__table_new(ks_builder_t *b,
                           int node,

@@ -116,7 +116,7 @@ static ks_err_t sswin_process(ks_ctx_t *ctx,
         bool found;
         ks_error_t *e = ks_window_store_get(store, k, ts, &cur, &found);
         if (e)
-                return ks__dsl_store_error(ctx, e);
+                return ks__ctx_store_failed(ctx, e);
         if ((err = list_append(&st->list, cur, found,
                                (ks_bytes_t){st->value.data, st->value.len})))
                 return err;
@@ -244,7 +244,7 @@ static ks_err_t emit_closed(ks_ctx_t *ctx,
         ks_error_t *e = ks_kv_store_range(st->outer, (ks_bytes_t){NULL, 0},
                                           (ks_bytes_t){NULL, 0}, &it);
         if (e)
-                return ks__dsl_store_error(ctx, e);
+                return ks__ctx_store_failed(ctx, e);
         tt->min_time    = INT64_MAX;
         pending_t *head = NULL, **tail = &head;
         bool left_open = false, right_open = false;
@@ -326,7 +326,7 @@ static ks_err_t fetch_other(ks_ctx_t *ctx,
                 st->other, (ks_bytes_t){st->key.data, st->key.len}, from, to,
                 &it);
         if (e)
-                return ks__dsl_store_error(ctx, e);
+                return ks__ctx_store_failed(ctx, e);
         match_t **tail = out;
         ks_bytes_t k, v;
         int64_t start;
@@ -363,7 +363,7 @@ static ks_err_t outer_forget(ks_ctx_t *ctx,
         bool found;
         ks_error_t *e = ks_kv_store_get(st->outer, k, &cur, &found);
         if (e)
-                return ks__dsl_store_error(ctx, e);
+                return ks__ctx_store_failed(ctx, e);
         return found ? outer_put(ctx, j, k, (ks_bytes_t){NULL, 0}) : KS_OK;
 }
 
@@ -384,7 +384,7 @@ static ks_err_t outer_remember(ks_ctx_t *ctx,
         bool found;
         ks_error_t *e = ks_kv_store_get(st->outer, k, &cur, &found);
         if (e)
-                return ks__dsl_store_error(ctx, e);
+                return ks__ctx_store_failed(ctx, e);
         if ((err = list_append(&st->list, cur, found,
                                (ks_bytes_t){st->value.data, st->value.len})))
                 return err;

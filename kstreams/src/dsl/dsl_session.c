@@ -150,7 +150,7 @@ static ks_err_t find_sessions(ks_ctx_t *ctx,
         ks_error_t *e =
                 ks_session_store_find(store, k, ts - s->gap, ts + s->gap, &it);
         if (e)
-                return ks__dsl_store_error(ctx, e);
+                return ks__ctx_store_failed(ctx, e);
         size_t n = 0, cap = 0;
         found_t *found = NULL;
         int64_t start, end;

@@ -198,7 +198,7 @@ static ks_err_t fetch_windows(ks_ctx_t *ctx,
         ks_bytes_t k  = {st->key.data, st->key.len}, ik, iv;
         ks_error_t *e = ks_window_store_fetch(store, k, from, to, &it);
         if (e)
-                return ks__dsl_store_error(ctx, e);
+                return ks__ctx_store_failed(ctx, e);
         size_t n = 0, cap = 0;
         win_t *wins  = NULL;
         ks_err_t err = KS_OK;

@@ -211,12 +211,6 @@ static ks_err_t current(ks_ctx_t *ctx,
         return ks__dsl_stored(ctx, a->agg_serde, stored, found, cur);
 }
 
-ks_err_t ks__dsl_store_error(ks_ctx_t *ctx, ks_error_t *e) {
-        ks_err_t err = ks_ctx_fail(ctx, "%s", ks_error_message(e));
-        ks_error_destroy(e);
-        return err;
-}
-
 static const void *combine(ks_ctx_t *ctx,
                            const agg_t *a,
                            const void *key,
@@ -256,11 +250,8 @@ static ks_err_t kv_aggregate(ks_ctx_t *ctx,
         ks_bytes_t k = {st->key.data, st->key.len}, stored;
         bool found;
         ks_error_t *e = ks_kv_store_get(store, k, &stored, &found);
-        if (e) {
-                err = ks_ctx_fail(ctx, "%s", ks_error_message(e));
-                ks_error_destroy(e);
-                return err;
-        }
+        if (e)
+                return ks__ctx_store_failed(ctx, e);
         const void *cur;
         if ((err = current(ctx, a, stored, found, &cur)))
                 return err;
@@ -304,11 +295,8 @@ static ks_err_t window_aggregate(ks_ctx_t *ctx,
                 bool found;
                 ks_error_t *e =
                         ks_window_store_get(store, k, start, &stored, &found);
-                if (e) {
-                        err = ks_ctx_fail(ctx, "%s", ks_error_message(e));
-                        ks_error_destroy(e);
-                        return err;
-                }
+                if (e)
+                        return ks__ctx_store_failed(ctx, e);
                 const void *cur;
                 if ((err = current(ctx, a, stored, found, &cur)))
                         return err;

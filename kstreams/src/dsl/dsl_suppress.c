@@ -92,7 +92,7 @@ static ks_err_t first_due(ks_ctx_t *ctx, int64_t expiry, due_t *d, bool *due) {
         ks_error_t *e = ks_kv_store_prefix(ks__ctx_kv_store(ctx), prefix, &it);
         *due          = false;
         if (e)
-                return ks__dsl_store_error(ctx, e);
+                return ks__ctx_store_failed(ctx, e);
         ks_err_t err = KS_OK;
         if (ks_store_iter_next(it, &k, &v)) {
                 if (k.len < 9 || v.len < 9)
@@ -181,7 +181,7 @@ static ks_err_t buffer(ks_ctx_t *ctx,
         bool found;
         ks_error_t *e = ks_kv_store_get(store, ikb, &stored, &found);
         if (e)
-                return ks__dsl_store_error(ctx, e);
+                return ks__ctx_store_failed(ctx, e);
         unsigned char be[9];
         if (found && stored.len == 8) {
                 /* Non-resetting, as Kafka's buffer: an update keeps the

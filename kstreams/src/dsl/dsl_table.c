@@ -317,7 +317,7 @@ ks_err_t ks__table_lookup(ks_ctx_t *ctx,
                 ks_kv_store_get(store, (ks_bytes_t){keybuf->data, keybuf->len},
                                 &stored, &found);
         if (e)
-                return ks__dsl_store_error(ctx, e);
+                return ks__ctx_store_failed(ctx, e);
         const void *v;
         if ((err = ks__dsl_stored(ctx, lk->value_serde, stored, found, &v)))
                 return err;

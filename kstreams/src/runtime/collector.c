@@ -12,7 +12,7 @@
 #include "runtime_int.h"
 
 static bool internal_topic(const ks_record_collector_t *c, const char *topic) {
-        size_t plen = strlen(c->app_prefix), len = strlen(topic);
+        size_t plen = c->app_prefix_len, len = strlen(topic);
         if (len <= plen || strncmp(topic, c->app_prefix, plen))
                 return false;
         static const char *const suffixes[] = {"-changelog", "-repartition"};
@@ -101,25 +101,32 @@ static int64_t collector_fetched_lag(void *opaque,
                                      int32_t partition) {
         ks_record_collector_t *c = opaque;
         ks_stream_thread_t *t    = c->t;
-        int64_t lo, hi;
-        if (rd_kafka_get_watermark_offsets(t->consumer, topic, partition, &lo,
-                                           &hi) ||
-            hi < 0)
-                return -1;
-        rd_kafka_topic_partition_list_t *l =
-                rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, topic, partition);
-        int64_t pos = -1;
-        if (!rd_kafka_position(t->consumer, l))
-                pos = l->elems[0].offset;
-        rd_kafka_topic_partition_list_destroy(l);
-        if (pos < 0) {
-                assigned_t *a = ks__thread_find_assigned(t, topic, partition);
-                pos           = a && a->committed >= 0 ? a->committed : lo;
+        /* Asked for each record a waiting task could take: answered once
+         * per loop turn (the watermarks move only with fetches). */
+        assigned_t *a = ks__thread_find_assigned(t, topic, partition);
+        if (a && a->lag_turn == t->turn)
+                return a->lag;
+        int64_t lo, hi, lag = -1;
+        if (!rd_kafka_get_watermark_offsets(t->consumer, topic, partition, &lo,
+                                            &hi) &&
+            hi >= 0) {
+                rd_kafka_topic_partition_list_t *l =
+                        rd_kafka_topic_partition_list_new(1);
+                rd_kafka_topic_partition_list_add(l, topic, partition);
+                int64_t pos = -1;
+                if (!rd_kafka_position(t->consumer, l))
+                        pos = l->elems[0].offset;
+                rd_kafka_topic_partition_list_destroy(l);
+                if (pos < 0)
+                        pos = a && a->committed >= 0 ? a->committed : lo;
+                if (pos >= 0)
+                        lag = hi > pos ? hi - pos : 0;
         }
-        if (pos < 0)
-                return -1;
-        return hi > pos ? hi - pos : 0;
+        if (a) {
+                a->lag      = lag;
+                a->lag_turn = t->turn;
+        }
+        return lag;
 }
 
 ks_error_t *ks__collector_init(ks_record_collector_t *c,
@@ -136,10 +143,11 @@ ks_error_t *ks__collector_init(ks_record_collector_t *c,
         if (!c->app_prefix)
                 return ks_error_new(KS_ERR_NOMEM, "out of memory");
         snprintf(c->app_prefix, len, "%s-", s->application_id);
-        c->iface = (ks_collector_t){.send            = collector_send,
-                                    .partition_count = collector_partitions,
-                                    .fetched_lag     = collector_fetched_lag,
-                                    .opaque          = c};
+        c->app_prefix_len = len - 1;
+        c->iface          = (ks_collector_t){.send            = collector_send,
+                                             .partition_count = collector_partitions,
+                                             .fetched_lag     = collector_fetched_lag,
+                                             .opaque          = c};
         return NULL;
 }
 

@@ -48,6 +48,8 @@ typedef struct assigned_s {
         ks_task_t *task;
         int64_t committed_time; /* partition time of its last commit; -1 */
         int64_t committed;      /* its last committed offset; -1 */
+        int64_t lag;            /* the fetched lag, as of loop turn lag_turn */
+        uint64_t lag_turn;
         /* The changelog positions its last commit's metadata recorded. */
         int64_t positions[KS_METADATA_MAX_STORES];
         int position_cnt;
@@ -84,6 +86,7 @@ typedef struct ks_record_collector_s {
         rd_kafka_t *producer;
         ks_collector_t iface; /* what tasks call */
         char *app_prefix;     /* "<application.id>-" */
+        size_t app_prefix_len;
         ks_handler_t prod_handler;
         const char *dlq_topic;
         /* The opaque of an internal record with no checkpoint to move (a
@@ -121,6 +124,7 @@ struct ks_stream_thread_s {
         bool consumer_closed;    /* rd_kafka_consumer_close() done */
         bool progress;           /* the last process() took records */
         int64_t last_wake, last_input; /* wake_fetcher() */
+        uint64_t turn;                 /* loop turns, from 1 */
         atomic_bool has_assignment;
         ks_record_collector_t collector;
         ks_changelog_reader_t reader;

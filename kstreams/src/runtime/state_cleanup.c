@@ -15,18 +15,6 @@
 #include "log_int.h"
 #include "streams_int.h"
 
-static int remove_entry(const char *path,
-                        const struct stat *st,
-                        int flag,
-                        struct FTW *ftw) {
-        (void)st, (void)flag, (void)ftw;
-        return remove(path);
-}
-
-int ks__rmtree(const char *path) {
-        return nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 /* The newest modification time of the directory's files. */
 static int64_t last_write_ms(const char *dir) {
         int64_t newest = 0;
@@ -72,7 +60,7 @@ int ks__state_cleanup(const char *app_dir, int64_t delay_ms, int64_t now_ms) {
                 }
                 int64_t age = now_ms - last_write_ms(dir);
                 if (age >= delay_ms) {
-                        if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS))
+                        if (ks__rmtree(dir))
                                 ks__log(KS_LOG_WARNING,
                                         "could not remove old state %s: %s",
                                         dir, strerror(errno));

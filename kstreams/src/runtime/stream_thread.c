@@ -283,6 +283,7 @@ static void wake_fetcher(ks_stream_thread_t *t) {
 
 /* One turn: assignment, poll, restoration, processing, commit. */
 static ks_error_t *loop_once(ks_stream_thread_t *t) {
+        t->turn++;
         ks_error_t *err = ks__tm_handle_assignment(t);
         if (err)
                 return err;

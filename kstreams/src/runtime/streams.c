@@ -10,20 +10,6 @@
 #include "log_int.h"
 #include "streams_int.h"
 
-ks_err_t ks__mkdirs(const char *path) {
-        char buf[1024];
-        snprintf(buf, sizeof(buf), "%s", path);
-        for (char *p = buf + 1; *p; p++) {
-                if (*p != '/')
-                        continue;
-                *p = '\0';
-                if (mkdir(buf, 0755) && errno != EEXIST)
-                        return KS_ERR_IO;
-                *p = '/';
-        }
-        return mkdir(buf, 0755) && errno != EEXIST ? KS_ERR_IO : KS_OK;
-}
-
 const char *ks_state_name(ks_state_t state) {
         static const char *const names[] = {"CREATED",     "REBALANCING",
                                             "RUNNING",     "PENDING_SHUTDOWN",

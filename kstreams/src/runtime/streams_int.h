@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 
 #include "conf_int.h"
+#include "fs_int.h"
 #include "kstreams/streams.h"
 #include "task_int.h"
 
@@ -29,12 +30,6 @@ typedef struct ks_iq_s {
  * is free) and that nothing wrote to for @p delay_ms. @returns how many.
  */
 int ks__state_cleanup(const char *app_dir, int64_t delay_ms, int64_t now_ms);
-
-/** Deletes @p path and everything under it. @returns 0, or -1 (errno). */
-int ks__rmtree(const char *path);
-
-/** Creates @p path and its parents (mode 0755). */
-ks_err_t ks__mkdirs(const char *path);
 
 /** A user callback call waiting to be made (streams.c). */
 typedef struct ks_streams_event_s {
