@@ -32,12 +32,27 @@ static const prop_t props[] = {
          "Stream threads per instance; each owns a consumer and a producer."},
         {"commit.interval.ms", PROP_INT, "30000", 1, 86400000, NULL,
          "How often progress is committed: the producer is flushed, then "
-         "the consumed offsets are committed."},
+         "the consumed offsets are committed (under exactly_once_v2, in the "
+         "thread's Kafka transaction). Under exactly_once_v2 the default is "
+         "100, as in Kafka Streams: output becomes visible to read_committed "
+         "consumers only at a commit."},
         {"processing.guarantee", PROP_ENUM, "at_least_once", 0, 0,
          "at_least_once|exactly_once_v2",
-         "at_least_once. exactly_once_v2 (Kafka transactions) is not "
-         "implemented yet: ks_streams_new() refuses it rather than run with "
-         "a weaker guarantee than asked."},
+         "at_least_once: after a crash, records since the last commit are "
+         "processed again (state stays exact; output may repeat). "
+         "exactly_once_v2 (Kafka transactions, KIP-447): every record "
+         "affects state and output exactly once, through crashes, "
+         "rebalances and broker restarts; one transactional producer per "
+         "stream thread, `transactional.id` "
+         "`<application.id>-<instance id>-<thread index>`, the instance id "
+         "kept in `<state.dir>/<application.id>/kstreams.instance.id`. "
+         "Readers of the output topics must use "
+         "`isolation.level=read_committed`. Needs at least 3 brokers "
+         "unless the broker's `transaction.state.log.replication.factor` "
+         "and `transaction.state.log.min.isr` are lowered (infra/ does so "
+         "for its single broker). `transaction.timeout.ms` (a producer "
+         "property) defaults to 10000 under exactly_once_v2, and must "
+         "exceed commit.interval.ms by at least 5000."},
         {"application.server", PROP_STR, "", 0, 0, NULL,
          "`host:port` where this instance answers interactive queries (your "
          "own server: kstreams opens none). It is appended to the "

@@ -112,7 +112,7 @@ static ks_test_record_t *record_new(const char *topic,
 static ks_error_t *commit_tasks(ks_test_driver_t *drv,
                                 ks_task_t *const *tasks,
                                 int n) {
-        static const ks_commit_ops_t ops = {NULL, NULL, NULL};
+        static const ks_commit_ops_t ops = {NULL, NULL, NULL, false};
         ks_error_t *err                  = ks__commit(tasks, n, &ops, NULL);
         if (!err)
                 drv->commits++;

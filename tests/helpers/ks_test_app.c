@@ -60,6 +60,61 @@ static ks_kv_t window_text(ks_arena_t *a,
         return (ks_kv_t){key, val};
 }
 
+/* Writes every window of "window-counts" for the keys <prefix>0 ..
+ * <prefix>(n-1) to @p path as "<key>@<start> <count>" lines, read through
+ * interactive queries: the state a user would see. */
+static int dump_windows(ks_streams_t *s, const char *spec, const char *path) {
+        char prefix[64];
+        int n = 0;
+        if (sscanf(spec, "%63[^:]:%d", prefix, &n) != 2 || n <= 0)
+                return -1;
+        FILE *f = fopen(path, "w");
+        if (!f)
+                return -1;
+        int rc = 0;
+        for (int i = 0; i < n && !rc; i++) {
+                char key[96];
+                snprintf(key, sizeof(key), "%s%d", prefix, i);
+                ks_query_iter_t *it = NULL;
+                ks_error_t *e       = NULL;
+                /* A partition still restoring or moving here answers with
+                 * an error: asked again for up to 30 s. */
+                for (int attempt = 0; attempt < 300; attempt++) {
+                        ks_error_destroy(e);
+                        e = ks_streams_query_window_fetch(
+                                s, "window-counts",
+                                (ks_bytes_t){key, strlen(key)}, INT64_MIN,
+                                INT64_MAX, &it);
+                        if (!e)
+                                break;
+                        usleep(100 * 1000);
+                }
+                if (e) {
+                        fprintf(stderr, "ks_test_app: query %s: %s\n", key,
+                                ks_error_message(e));
+                        ks_error_destroy(e);
+                        rc = -1;
+                        break;
+                }
+                ks_bytes_t v;
+                int64_t start;
+                while (ks_query_iter_next_window(it, NULL, &start, &v)) {
+                        const unsigned char *b = v.data;
+                        int64_t count          = 0;
+                        for (size_t k = 0; k < v.len && k < 8; k++)
+                                count = (count << 8) | b[k];
+                        fprintf(f, "%s@%lld %lld\n", key, (long long)start,
+                                (long long)count);
+                }
+                if (ks_query_iter_error(it))
+                        rc = -1;
+                ks_query_iter_destroy(it);
+        }
+        if (fclose(f))
+                rc = -1;
+        return rc;
+}
+
 static void on_state(ks_streams_t *s, ks_state_t n, ks_state_t o, void *op) {
         (void)s, (void)op;
         fprintf(stderr, "ks_test_app: state %s -> %s\n", ks_state_name(o),
@@ -71,16 +126,20 @@ int main(int argc, char **argv) {
                    *input2 = NULL, *output = NULL, *mode = "filter",
                    *dlq = NULL, *threads = "1", *commit_ms = "200",
                    *state_dir = "/tmp/kstreams", *buffered = "10000",
-                   *purge_ms = "30000", *cache_bytes = NULL;
+                   *purge_ms = "30000", *cache_bytes = NULL,
+                   *guarantee = "at_least_once", *dump_keys = NULL,
+                   *dump_path = NULL, *instance = NULL, *session_ms = NULL;
         static const struct option opts[] = {
-                {"bootstrap", 1, NULL, 'b'}, {"app-id", 1, NULL, 'a'},
-                {"input", 1, NULL, 'i'},     {"input2", 1, NULL, 'j'},
-                {"output", 1, NULL, 'o'},    {"mode", 1, NULL, 'm'},
-                {"dlq", 1, NULL, 'd'},       {"threads", 1, NULL, 't'},
-                {"commit-ms", 1, NULL, 'c'}, {"help", 0, NULL, 'h'},
-                {"state-dir", 1, NULL, 's'}, {"buffered", 1, NULL, 'p'},
-                {"purge-ms", 1, NULL, 'g'},  {"cache-bytes", 1, NULL, 'x'},
-                {NULL, 0, NULL, 0}};
+                {"bootstrap", 1, NULL, 'b'},  {"app-id", 1, NULL, 'a'},
+                {"input", 1, NULL, 'i'},      {"input2", 1, NULL, 'j'},
+                {"output", 1, NULL, 'o'},     {"mode", 1, NULL, 'm'},
+                {"dlq", 1, NULL, 'd'},        {"threads", 1, NULL, 't'},
+                {"commit-ms", 1, NULL, 'c'},  {"help", 0, NULL, 'h'},
+                {"state-dir", 1, NULL, 's'},  {"buffered", 1, NULL, 'p'},
+                {"purge-ms", 1, NULL, 'g'},   {"cache-bytes", 1, NULL, 'x'},
+                {"guarantee", 1, NULL, 'e'},  {"dump-keys", 1, NULL, 'k'},
+                {"dump", 1, NULL, 'u'},       {"static-id", 1, NULL, 'n'},
+                {"session-ms", 1, NULL, 'q'}, {NULL, 0, NULL, 0}};
         int c;
         while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
                 switch (c) {
@@ -123,15 +182,34 @@ int main(int argc, char **argv) {
                 case 'x':
                         cache_bytes = optarg;
                         break;
+                case 'e':
+                        guarantee = optarg;
+                        break;
+                case 'k':
+                        dump_keys = optarg;
+                        break;
+                case 'u':
+                        dump_path = optarg;
+                        break;
+                case 'n':
+                        instance = optarg;
+                        break;
+                case 'q':
+                        session_ms = optarg;
+                        break;
                 default:
                         fprintf(stderr,
                                 "usage: ks_test_app --bootstrap B --app-id A "
                                 "--input T --output O [--mode "
                                 "filter|repartition|repartition-count|count|"
-                                "window-final|merge --input2 "
+                                "window-final|window-count|merge --input2 "
                                 "T2] [--dlq T] [--threads N] [--commit-ms "
                                 "N] [--state-dir D] [--buffered N] "
-                                "[--purge-ms N] [--cache-bytes N]\n");
+                                "[--purge-ms N] [--cache-bytes N] "
+                                "[--guarantee at_least_once|"
+                                "exactly_once_v2] [--dump-keys PREFIX:N "
+                                "--dump FILE] [--static-id ID] "
+                                "[--session-ms N]\n");
                         return c == 'h' ? 0 : 2;
                 }
         }
@@ -198,6 +276,21 @@ int main(int argc, char **argv) {
                 ks_stream_to(
                         ks_stream_map(finals, "as-text", window_text, NULL),
                         output, ks_serde_string(), ks_serde_string());
+        } else if (!strcmp(mode, "window-count")) {
+                /* The same windowed count, every update sent on (with
+                 * --cache-bytes 0, one per record): a replayed record shows
+                 * as a count sent twice. */
+                ks_stream_t *timed = ks_stream_with_timestamps(
+                        in, ks_timestamp_extractor_json_field("ts", err,
+                                                              sizeof(err)));
+                ks_table_t *t = ks_windowed_count(
+                        ks_grouped_windowed_by(
+                                ks_stream_group_by_key(timed, NULL, NULL),
+                                ks_tumbling_window(10000, 0)),
+                        "window-counts");
+                ks_stream_to(ks_stream_map(ks_table_to_stream(t, NULL),
+                                           "as-text", window_text, NULL),
+                             output, ks_serde_string(), ks_serde_string());
         } else if (!strcmp(mode, "merge") && input2) {
                 ks_stream_t *in2 = ks_builder_stream(
                         b, input2, ks_serde_string(), ks_serde_json());
@@ -222,6 +315,12 @@ int main(int argc, char **argv) {
             ks_conf_set(conf, "commit.interval.ms", commit_ms, err,
                         sizeof(err)) ||
             ks_conf_set(conf, "startup.timeout.ms", "5000", err, sizeof(err)) ||
+            ks_conf_set(conf, "processing.guarantee", guarantee, err,
+                        sizeof(err)) ||
+            (instance && ks_conf_set(conf, "consumer.group.instance.id",
+                                     instance, err, sizeof(err))) ||
+            (session_ms && ks_conf_set(conf, "consumer.session.timeout.ms",
+                                       session_ms, err, sizeof(err))) ||
             ks_conf_set(conf, "state.dir", state_dir, err, sizeof(err)) ||
             ks_conf_set(conf, "buffered.records.per.partition", buffered, err,
                         sizeof(err)) ||
@@ -258,7 +357,12 @@ int main(int argc, char **argv) {
         while (!signals && ks_streams_state(s) != KS_STATE_ERROR)
                 usleep(50 * 1000);
         int rc = ks_streams_state(s) == KS_STATE_ERROR ? 1 : 0;
-        e      = ks_streams_close(s, 30000);
+        if (!rc && dump_keys && dump_path &&
+            dump_windows(s, dump_keys, dump_path)) {
+                fprintf(stderr, "ks_test_app: cannot dump the windows\n");
+                rc = 1;
+        }
+        e = ks_streams_close(s, 30000);
         if (e) {
                 fprintf(stderr, "ks_test_app: %s\n", ks_error_message(e));
                 ks_error_destroy(e);
@@ -269,14 +373,18 @@ int main(int argc, char **argv) {
         fprintf(stderr,
                 "ks_test_app: exit: processed=%llu produced=%llu "
                 "dead_lettered=%llu commits=%llu rebalances=%llu "
-                "restored=%llu late=%llu undone=%llu\n",
+                "restored=%llu late=%llu undone=%llu txn_committed=%llu "
+                "txn_aborted=%llu producers_recreated=%llu\n",
                 (unsigned long long)m.records_processed,
                 (unsigned long long)m.records_produced,
                 (unsigned long long)m.dead_lettered,
                 (unsigned long long)m.commits, (unsigned long long)m.rebalances,
                 (unsigned long long)m.records_restored,
                 (unsigned long long)m.dropped_late,
-                (unsigned long long)m.changelog_records_undone);
+                (unsigned long long)m.changelog_records_undone,
+                (unsigned long long)m.transactions_committed,
+                (unsigned long long)m.transactions_aborted,
+                (unsigned long long)m.producers_recreated);
         ks_streams_destroy(s);
         ks_topology_destroy(topo);
         return rc;

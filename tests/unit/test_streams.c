@@ -2,9 +2,12 @@
  * cluster are reported clearly and promptly, never a silent hang. */
 #include <kstreams/kstreams.h>
 #include <string.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "ks_check.h"
+#include "streams_int.h"
 
 static ks_topology_t *simple(void) {
         char err[256];
@@ -29,12 +32,53 @@ START_TEST(required_settings_are_named) {
         ks_conf_set(c, "bootstrap.servers", "127.0.0.1:1", err, sizeof(err));
         ks_conf_set(c, "processing.guarantee", "exactly_once_v2", err,
                     sizeof(err));
+        /* A transaction must outlive a commit interval with a margin:
+         * the broker would abort it first. */
+        ks_conf_set(c, "commit.interval.ms", "6000", err, sizeof(err));
         ck_assert_ptr_null(ks_streams_new(t, c, err, sizeof(err)));
-        ck_assert_str_eq(err,
-                         "processing.guarantee=exactly_once_v2 is not "
-                         "implemented yet; only at_least_once is");
+        ck_assert_msg(strstr(err,
+                             "transaction.timeout.ms (10000) must exceed "
+                             "commit.interval.ms (6000)"),
+                      "%s", err);
+        ks_conf_set(c, "producer.transaction.timeout.ms", "20000", err,
+                    sizeof(err));
+        ks_streams_t *s = ks_streams_new(t, c, err, sizeof(err));
+        ck_assert_ptr_nonnull(s);
+        ks_streams_destroy(s);
+        /* librdkafka's own check refuses a value that is no number. */
+        ck_assert_int_ne(ks_conf_set(c, "producer.transaction.timeout.ms",
+                                     "abc", err, sizeof(err)),
+                         KS_OK);
         ks_conf_destroy(c);
         ks_topology_destroy(t);
+}
+END_TEST
+
+/* The instance id behind the transactional ids: made once, kept in the
+ * state directory, the same for every later start. */
+START_TEST(the_instance_id_is_kept_in_the_state_directory) {
+        char dir[] = "/tmp/ks-instance-XXXXXX", app[300], path[400];
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        snprintf(app, sizeof(app), "%s/app", dir);
+        char a[40], b[40];
+        ck_assert_ptr_null(ks__instance_id_load(app, a, sizeof(a)));
+        ck_assert_uint_eq(strlen(a), 16);
+        ck_assert_ptr_null(ks__instance_id_load(app, b, sizeof(b)));
+        ck_assert_str_eq(a, b);
+        /* A damaged file is refused with its path, not replaced: a new id
+         * would no longer fence the old one's zombie. */
+        snprintf(path, sizeof(path), "%s/kstreams.instance.id", app);
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs("not-an-id\n", f);
+        fclose(f);
+        ks_error_t *e = ks__instance_id_load(app, b, sizeof(b));
+        ck_assert_ptr_nonnull(e);
+        ck_assert_ptr_nonnull(strstr(ks_error_message(e), path));
+        ks_error_destroy(e);
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        ck_assert_int_eq(system(cmd), 0);
 }
 END_TEST
 
@@ -79,6 +123,7 @@ Suite *ks_test_suite(void) {
         Suite *s  = suite_create("streams");
         TCase *tc = tcase_create("streams");
         tcase_add_test(tc, required_settings_are_named);
+        tcase_add_test(tc, the_instance_id_is_kept_in_the_state_directory);
         tcase_add_test(tc,
                        an_unreachable_cluster_fails_start_within_the_timeout);
         tcase_add_test(tc, state_names);

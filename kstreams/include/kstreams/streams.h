@@ -139,6 +139,12 @@ typedef struct ks_streams_metrics_s {
         /** Records processed while another input partition of their task
          *  was empty, once max.task.idle.ms passed (KIP-695). */
         uint64_t enforced_processing;
+        /** exactly_once_v2: transactions committed and aborted (each abort
+         *  restarts the thread's tasks from the last commit), and
+         *  producers made again after being fenced or failing fatally. */
+        uint64_t transactions_committed;
+        uint64_t transactions_aborted;
+        uint64_t producers_recreated;
 } ks_streams_metrics_t;
 
 /** Fills @p out. Safe to call from any thread at any time. */

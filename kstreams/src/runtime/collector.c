@@ -41,6 +41,12 @@ static ks_err_t collector_send(void *opaque,
         void *dr_opaque = acked                      ? (void *)acked
                           : internal_topic(c, topic) ? &c->internal_marker
                                                      : NULL;
+        /* Under exactly_once_v2 a record sent when the transaction cannot
+         * go on is dropped: the transaction is aborted before anything
+         * commits, and the record is produced again on the replay. */
+        bool eos = c->t->s->eos;
+        if (eos && !ks__txn_ensure_begun(c->t))
+                return KS_OK;
         for (;;) {
                 rd_kafka_headers_t *h = NULL;
                 if (header_cnt) {
@@ -66,6 +72,13 @@ static ks_err_t collector_send(void *opaque,
                 /* Not taken on failure; librdkafka's destroy refuses NULL. */
                 if (h)
                         rd_kafka_headers_destroy(h);
+                if (eos && (err == RD_KAFKA_RESP_ERR__STATE ||
+                            err == RD_KAFKA_RESP_ERR__FATAL)) {
+                        ks__txn_fail(c->t, err == RD_KAFKA_RESP_ERR__FATAL,
+                                     "produce to %s: %s", topic,
+                                     rd_kafka_err2str(err));
+                        return KS_OK;
+                }
                 if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
                         snprintf(errstr, errstr_size, "produce to %s: %s",
                                  topic, rd_kafka_err2str(err));
@@ -199,8 +212,7 @@ void ks__collector_dr_cb(rd_kafka_t *rk,
                          void *opaque) {
         ks_stream_thread_t *t    = opaque;
         ks_record_collector_t *c = &t->collector;
-        (void)rk;
-        void *origin = m->_private;
+        void *origin             = m->_private;
         if (!m->err) {
                 /* A changelog record: its store's checkpoint may move past
                  * it. Tasks outlive their in-flight records (they close
@@ -217,6 +229,18 @@ void ks__collector_dr_cb(rd_kafka_t *rk,
                 return; /* dropped on purpose by a dirty close */
         const char *topic = rd_kafka_topic_name(m->rkt);
         c->delivery_failed++;
+        if (t->s->eos) {
+                /* The transaction cannot commit with a record missing
+                 * (librdkafka makes it abortable): abort and replay,
+                 * whatever the production handler says. */
+                char fatal[256] = "";
+                bool dead = rd_kafka_fatal_error(rk, fatal, sizeof(fatal)) != 0;
+                if (!retriable(m->err) && !dead)
+                        t->txn.poison_aborts += !t->txn.must_abort;
+                ks__txn_fail(t, dead, "delivery to %s failed: %s%s%s", topic,
+                             rd_kafka_err2str(m->err), dead ? "; " : "", fatal);
+                return;
+        }
         if (origin) {
                 bool again        = retriable(m->err);
                 ks_error_t **slot = again ? &c->task_error : &c->fatal;

@@ -187,7 +187,7 @@ static ks_error_t *partition_count(ks_streams_t *s,
                                     "the instance has no stream threads");
         ks__changelog_topic_name(s->application_id, store, topic,
                                  sizeof(topic));
-        rd_kafka_t *rk        = ks__stream_thread_producer(s->threads[0]);
+        rd_kafka_t *rk        = ks__stream_thread_client(s->threads[0]);
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
         const struct rd_kafka_metadata *md = NULL;
         rd_kafka_resp_err_t err =

@@ -71,7 +71,7 @@ static ks_error_t *describe(ks_streams_t *s,
                             int timeout_ms,
                             ks_key_owner_t *out) {
         char errstr[256];
-        rd_kafka_t *rk              = ks__stream_thread_producer(s->threads[0]);
+        rd_kafka_t *rk              = ks__stream_thread_client(s->threads[0]);
         rd_kafka_queue_t *q         = rd_kafka_queue_new(rk);
         rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(
                 rk, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS);

@@ -104,6 +104,25 @@ typedef struct ks_record_collector_s {
         bool purging; /* our own purge: its failed deliveries are expected */
 } ks_record_collector_t;
 
+/* A stream thread's Kafka transaction under exactly_once_v2
+ * (thread_txn.c). One is begun at the first record sent after a commit
+ * and ends at the next commit, or in an abort. */
+typedef struct ks_txn_s {
+        char id[400];       /* transactional.id */
+        int64_t timeout_ms; /* transaction.timeout.ms */
+        bool open;          /* begun, not yet committed or aborted */
+        int64_t started;    /* when it was begun */
+        /* Set where a failure is found, acted on by the loop
+         * (ks__txn_recover()): abort, and restart the tasks from the last
+         * commit; or, with the producer unusable (fenced, fatal), also
+         * make a new producer. */
+        bool must_abort, producer_dead;
+        char *cause; /* why (strdup), logged once by the recovery */
+        int aborts_in_row;
+        int poison_aborts;       /* of those, on records never deliverable */
+        int64_t recreated_at[3]; /* the last producer recreations */
+} ks_txn_t;
+
 struct ks_stream_thread_s {
         ks_streams_t *s;
         char app_state_dir[1024]; /* <state.dir>/<application.id> */
@@ -128,6 +147,7 @@ struct ks_stream_thread_s {
         atomic_bool has_assignment;
         ks_record_collector_t collector;
         ks_changelog_reader_t reader;
+        ks_txn_t txn; /* exactly_once_v2 only */
         int batch_size;
         int64_t commit_interval, last_commit;
         int64_t poll_ms;
@@ -163,6 +183,52 @@ void ks__thread_fail(ks_stream_thread_t *t, ks_error_t *err);
 bool ks__thread_commit(ks_stream_thread_t *t);
 /** Collects the results of repartition purges; failures are logged. */
 void ks__thread_purge_results(ks_stream_thread_t *t);
+/** The commit protocol's flush: every record sent acknowledged. */
+ks_error_t *ks__thread_flush_op(void *opaque);
+/** The consumed offsets with their metadata, as a new list. */
+rd_kafka_topic_partition_list_t *ks__thread_offset_list(
+        const ks_task_offset_t *offsets,
+        int cnt);
+/** Records @p cnt committed offsets on the thread's partitions. */
+void ks__thread_offsets_committed(ks_stream_thread_t *t,
+                                  const ks_task_offset_t *offsets,
+                                  int cnt);
+/** Makes the thread's producer (transactional under exactly_once_v2). */
+rd_kafka_t *ks__thread_make_producer(ks_stream_thread_t *t,
+                                     char *errstr,
+                                     size_t size);
+
+/* ---- thread_txn.c: exactly_once_v2 ---------------------------------------
+ */
+
+/** Sets up the transaction state and, on the thread's producer,
+ *  init_transactions() (which fences an older producer with the same id
+ *  and aborts its open transaction). Retries while the broker is away,
+ *  until the instance stops. */
+ks_error_t *ks__txn_init(ks_stream_thread_t *t);
+/** Begins a transaction if none is open. @returns false if it cannot be
+ *  (the recovery is then due). */
+bool ks__txn_ensure_begun(ks_stream_thread_t *t);
+/** Marks the transaction for an abort (or, @p producer_dead, the producer
+ *  for recreation), with the cause (printf). */
+void ks__txn_fail(ks_stream_thread_t *t,
+                  bool producer_dead,
+                  const char *fmt,
+                  ...) __attribute__((format(printf, 3, 4)));
+/** True when an abort or a new producer is due. */
+bool ks__txn_recovery_due(const ks_stream_thread_t *t);
+/** The commit protocol's Kafka steps in a transaction. */
+void ks__txn_commit_ops(ks_stream_thread_t *t, ks_commit_ops_t *ops);
+/** Aborts the open transaction now (its records purged), without touching
+ *  the tasks. @returns false if the producer is unusable. */
+bool ks__txn_abort(ks_stream_thread_t *t);
+/** The loop's part: aborts (or recreates the producer), closes every task
+ *  without committing, rewinds the input to the committed offsets and
+ *  lets the tasks be recreated from their stores. @returns an error only
+ *  when the thread must fail. */
+ks_error_t *ks__txn_recover(ks_stream_thread_t *t);
+/** At the thread's end: aborts a transaction still open. */
+void ks__txn_close(ks_stream_thread_t *t);
 
 /* ---- collector.c ---------------------------------------------------------
  */
@@ -229,6 +295,10 @@ void ks__tm_close_all(ks_stream_thread_t *t, bool clean);
  *  rewinds the consumer to the committed offsets and recreates the tasks
  *  from their checkpoints. */
 ks_error_t *ks__tm_recover_corrupted(ks_stream_thread_t *t);
+/** Closes every task without committing and rewinds the assigned
+ *  partitions to their committed offsets; the loop recreates the tasks
+ *  from their stores (the records in flight must have been purged). */
+ks_error_t *ks__tm_rewind(ks_stream_thread_t *t, const char *why);
 /** The running tasks (borrowed array, valid until the next call). */
 int ks__tm_running(ks_stream_thread_t *t, ks_task_t ***out);
 

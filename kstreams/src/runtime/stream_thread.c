@@ -324,6 +324,8 @@ static ks_error_t *loop_once(ks_stream_thread_t *t) {
         }
         if (!err && t->collector.task_error)
                 err = ks__tm_recover_corrupted(t);
+        if (!err && t->s->eos && ks__txn_recovery_due(t))
+                err = ks__txn_recover(t);
         /* The instance is RUNNING once every thread's tasks run, as Kafka
          * Streams' (REBALANCING while any restores). */
         bool ready = !err && t->in_group && !t->assignment_pending &&
@@ -360,7 +362,11 @@ static void *thread_main(void *arg) {
         for (int i = 0; i < s->subscription_cnt; i++)
                 rd_kafka_topic_partition_list_add(sub, s->subscription[i],
                                                   RD_KAFKA_PARTITION_UA);
-        rd_kafka_resp_err_t rerr = rd_kafka_subscribe(t->consumer, sub);
+        /* The transactional producer is ready before any partition is. */
+        if (s->eos)
+                err = ks__txn_init(t);
+        rd_kafka_resp_err_t rerr =
+                err ? 0 : rd_kafka_subscribe(t->consumer, sub);
         rd_kafka_topic_partition_list_destroy(sub);
         if (rerr)
                 err = ks_error_new(KS_ERR_KAFKA, "subscribe: %s",
@@ -416,7 +422,10 @@ static void *thread_main(void *arg) {
         else if (!late)
                 err = take_fatal(t); /* the last commit failed for good */
         ks__tm_close_all(t, !err && !late);
-        rd_kafka_flush(t->producer, ks__thread_time_left(t, 10000));
+        if (s->eos)
+                ks__txn_close(t);
+        if (t->producer)
+                rd_kafka_flush(t->producer, ks__thread_time_left(t, 10000));
         publish_metrics(t);
         atomic_store(&t->has_assignment, false);
         if (err)
@@ -456,6 +465,24 @@ static bool with_server(rd_kafka_conf_t *c,
         return set(c, "client.id", full, errstr, errstr_size);
 }
 
+/* Static membership (KIP-345): the user's group.instance.id names the
+ * instance; each of its threads' consumers is a member of its own, so it
+ * gets "-<thread index>". A restart within session.timeout.ms then takes
+ * the same partitions back with no rebalance. */
+static bool per_thread_instance(rd_kafka_conf_t *c,
+                                int index,
+                                char *errstr,
+                                size_t errstr_size) {
+        char id[256], full[300];
+        size_t len = sizeof(id);
+        if (rd_kafka_conf_get(c, "group.instance.id", id, &len) !=
+                    RD_KAFKA_CONF_OK ||
+            !id[0])
+                return true;
+        snprintf(full, sizeof(full), "%s-%d", id, index);
+        return set(c, "group.instance.id", full, errstr, errstr_size);
+}
+
 static rd_kafka_t *make_consumer(ks_stream_thread_t *t,
                                  char *errstr,
                                  size_t errstr_size) {
@@ -481,8 +508,14 @@ static rd_kafka_t *make_consumer(ks_stream_thread_t *t,
                 ks_error_destroy(err);
                 ok = false;
         }
-        ok = ok && with_server(c, ks__conf_str(s->conf, "application.server"),
-                               errstr, errstr_size);
+        ok = ok &&
+             with_server(c, ks__conf_str(s->conf, "application.server"), errstr,
+                         errstr_size) &&
+             per_thread_instance(c, t->index, errstr, errstr_size);
+        /* Under exactly_once_v2, records of aborted transactions (ours
+         * and upstream's) are never processed. */
+        ok = ok && (!s->eos || set(c, "isolation.level", "read_committed",
+                                   errstr, errstr_size));
         ok = ok && set(c, "group.id", s->application_id, errstr, errstr_size) &&
              set(c, "enable.auto.commit", "false", errstr, errstr_size) &&
              set(c, "enable.auto.offset.store", "false", errstr, errstr_size) &&
@@ -501,16 +534,20 @@ static rd_kafka_t *make_consumer(ks_stream_thread_t *t,
         return rk;
 }
 
-static rd_kafka_t *make_producer(ks_stream_thread_t *t,
-                                 char *errstr,
-                                 size_t errstr_size) {
+rd_kafka_t *ks__thread_make_producer(ks_stream_thread_t *t,
+                                     char *errstr,
+                                     size_t errstr_size) {
         ks_streams_t *s    = t->s;
         rd_kafka_conf_t *c = rd_kafka_conf_new();
         char client_id[300];
         snprintf(client_id, sizeof(client_id), "%s-StreamThread-%d-producer",
                  s->application_id, t->index + 1);
+        char timeout[32];
+        snprintf(timeout, sizeof(timeout), "%d", KS_EOS_TXN_TIMEOUT_MS);
         bool ok = set(c, "client.id", client_id, errstr, errstr_size) &&
-                  set(c, "linger.ms", "5", errstr, errstr_size);
+                  set(c, "linger.ms", "5", errstr, errstr_size) &&
+                  (!s->eos || set(c, "transaction.timeout.ms", timeout, errstr,
+                                  errstr_size));
         ks_error_t *err =
                 ok ? ks__rdkafka_conf(s->conf, KS_CONF_SIDE_PRODUCER, c) : NULL;
         if (err) {
@@ -522,7 +559,9 @@ static rd_kafka_t *make_producer(ks_stream_thread_t *t,
          * duplicate or reorder. */
         ok = ok &&
              set(c, "partitioner", "murmur2_random", errstr, errstr_size) &&
-             set(c, "enable.idempotence", "true", errstr, errstr_size);
+             set(c, "enable.idempotence", "true", errstr, errstr_size) &&
+             (!s->eos ||
+              set(c, "transactional.id", t->txn.id, errstr, errstr_size));
         if (!ok) {
                 rd_kafka_conf_destroy(c);
                 return NULL;
@@ -552,7 +591,9 @@ ks_stream_thread_t *ks__stream_thread_new(ks_streams_t *s,
         t->last_cleanup = ks_now_ms();
         pthread_mutex_init(&t->mlock, NULL);
         t->batch_size      = (int)ks__conf_int(s->conf, "consume.batch.size");
-        t->commit_interval = ks__conf_int(s->conf, "commit.interval.ms");
+        t->commit_interval = s->commit_interval_ms;
+        snprintf(t->txn.id, sizeof(t->txn.id), "%s-%s-%d", s->application_id,
+                 s->instance_id, index);
         t->cache_budget.max =
                 (size_t)ks__conf_int(s->conf, "statestore.cache.max.bytes") /
                 (size_t)ks__conf_int(s->conf, "num.stream.threads");
@@ -563,7 +604,7 @@ ks_stream_thread_t *ks__stream_thread_new(ks_streams_t *s,
         t->max_buffered =
                 (size_t)ks__conf_int(s->conf, "buffered.records.per.partition");
         ks_error_t *err = NULL;
-        if (!(t->producer = make_producer(t, errstr, errstr_size)) ||
+        if (!(t->producer = ks__thread_make_producer(t, errstr, errstr_size)) ||
             !(t->consumer = make_consumer(t, errstr, errstr_size)) ||
             (err = ks__collector_init(&t->collector, t)) ||
             (err = ks__reader_init(&t->reader, t))) {
@@ -577,7 +618,7 @@ ks_stream_thread_t *ks__stream_thread_new(ks_streams_t *s,
         t->collector.iface.release = release_handle;
         rd_kafka_poll_set_consumer(t->consumer);
         t->queue   = rd_kafka_queue_get_consumer(t->consumer);
-        t->purge_q = rd_kafka_queue_new(t->producer);
+        t->purge_q = rd_kafka_queue_new(t->consumer);
         return t;
 }
 
@@ -625,8 +666,8 @@ void ks__stream_thread_destroy(ks_stream_thread_t *t) {
         free(t);
 }
 
-rd_kafka_t *ks__stream_thread_producer(ks_stream_thread_t *t) {
-        return t->producer;
+rd_kafka_t *ks__stream_thread_client(ks_stream_thread_t *t) {
+        return t->consumer;
 }
 
 char *ks__stream_thread_member_id(ks_stream_thread_t *t) {

@@ -63,23 +63,24 @@ ks_streams_t *ks_streams_new(const ks_topology_t *topology,
         }
         if (ks__conf_check_handlers(conf, errstr, errstr_size))
                 return NULL;
-        if (strcmp(ks__conf_str(conf, "processing.guarantee"),
-                   "at_least_once")) {
-                snprintf(errstr, errstr_size,
-                         "processing.guarantee=%s is not implemented yet; "
-                         "only at_least_once is",
-                         ks__conf_str(conf, "processing.guarantee"));
+        bool eos         = !strcmp(ks__conf_str(conf, "processing.guarantee"),
+                                   "exactly_once_v2");
+        int64_t interval = eos && !ks__conf_is_set(conf, "commit.interval.ms")
+                                   ? KS_EOS_COMMIT_INTERVAL_MS
+                                   : ks__conf_int(conf, "commit.interval.ms");
+        if (eos && ks__check_txn_timeout(conf, interval, errstr, errstr_size))
                 return NULL;
-        }
         ks_streams_t *s = calloc(1, sizeof(*s));
         if (!s || !(s->conf = ks_conf_dup(conf))) {
                 free(s);
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
         }
-        s->topology       = topology;
-        s->application_id = ks__conf_str(s->conf, "application.id");
-        s->state          = KS_STATE_CREATED;
+        s->topology           = topology;
+        s->application_id     = ks__conf_str(s->conf, "application.id");
+        s->eos                = eos;
+        s->commit_interval_ms = interval;
+        s->state              = KS_STATE_CREATED;
         atomic_init(&s->state_seen, KS_STATE_CREATED);
         pthread_mutex_init(&s->lock, NULL);
         ks__iq_init(&s->iq);
@@ -249,6 +250,9 @@ ks_error_t *ks_streams_start(ks_streams_t *s) {
         ks__state_cleanup(app_dir,
                           ks__conf_int(s->conf, "state.cleanup.delay.ms"),
                           ks_now_ms());
+        if (s->eos && (err = ks__instance_id_load(app_dir, s->instance_id,
+                                                  sizeof(s->instance_id))))
+                return err;
         int n      = (int)ks__conf_int(s->conf, "num.stream.threads");
         s->threads = calloc((size_t)n, sizeof(*s->threads));
         if (!s->threads)

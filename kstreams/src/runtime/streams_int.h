@@ -43,6 +43,13 @@ struct ks_streams_s {
         const ks_topology_t *topology;
         ks_conf_t *conf;
         const char *application_id;
+        /* processing.guarantee=exactly_once_v2 (thread_txn.c). */
+        bool eos;
+        int64_t commit_interval_ms; /* the effective one (100 under EOS) */
+        /* Kept in <state.dir>/<application.id>/kstreams.instance.id: a
+         * restarted instance has the same transactional ids, and its
+         * init_transactions() fences its own zombie at once. */
+        char instance_id[40];
         char **subscription; /* topics and ^patterns */
         int subscription_cnt;
         ks_stream_thread_t **threads;
@@ -77,6 +84,27 @@ void ks__streams_thread_failed(ks_streams_t *s, ks_error_t *err);
 /** Re-evaluates RUNNING vs REBALANCING from the threads' states. */
 void ks__streams_update_state(ks_streams_t *s);
 
+/* ---- exactly-once (thread_txn.c, instance_id.c) ------------------------ */
+
+/** commit.interval.ms's default under exactly_once_v2, as Kafka Streams'. */
+#define KS_EOS_COMMIT_INTERVAL_MS 100
+/** transaction.timeout.ms's default under exactly_once_v2, as Kafka
+ *  Streams': also how long a crashed instance's open transaction blocks
+ *  read_committed readers when no restart with its instance id fences it. */
+#define KS_EOS_TXN_TIMEOUT_MS 10000
+/** The producer's transaction.timeout.ms as configured (or our default). */
+int64_t ks__txn_timeout_ms(const ks_conf_t *conf);
+/** Fails (non-zero, @p errstr set) when transaction.timeout.ms leaves no
+ *  margin over @p commit_interval_ms: a transaction stays open for about
+ *  a commit interval plus the commit itself. */
+int ks__check_txn_timeout(const ks_conf_t *conf,
+                          int64_t commit_interval_ms,
+                          char *errstr,
+                          size_t errstr_size);
+/** Reads the instance id kept in @p app_dir, creating both (a random one)
+ *  the first time. */
+ks_error_t *ks__instance_id_load(const char *app_dir, char *out, size_t size);
+
 /** Applies the librdkafka properties for @p side to @p rdconf. */
 ks_error_t *ks__rdkafka_conf(const ks_conf_t *conf,
                              ks_conf_side_t side,
@@ -99,8 +127,9 @@ void ks__metrics_add(ks_streams_metrics_t *out, const ks_streams_metrics_t *m);
 void ks__metrics_add_task(ks_streams_metrics_t *out,
                           const ks_task_metrics_t *m);
 
-/** A thread's producer: a client the instance can ask for metadata. */
-rd_kafka_t *ks__stream_thread_producer(ks_stream_thread_t *t);
+/** A thread's consumer, a client the instance can ask for metadata from
+ *  any thread (unlike its producer, it lives as long as the thread). */
+rd_kafka_t *ks__stream_thread_client(ks_stream_thread_t *t);
 /** The thread's consumer's group member id (free with rd_kafka_mem_free;
  *  NULL before it joined). Safe from any thread. */
 char *ks__stream_thread_member_id(ks_stream_thread_t *t);

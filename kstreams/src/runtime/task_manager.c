@@ -304,6 +304,14 @@ void ks__tm_on_revoked(ks_stream_thread_t *t) {
          * tasks are suspended (kept, in case they come back), the others
          * closed. Without a commit, everything closes dirty. */
         bool clean = !t->fatal && ks__thread_commit(t);
+        /* Under exactly_once_v2 an uncommitted transaction is aborted now,
+         * so the partitions' next owner reads past it at once; the tasks
+         * close below, so nothing is left to rewind. */
+        if (!clean && t->s->eos && ks__txn_abort(t)) {
+                t->txn.must_abort = false;
+                free(t->txn.cause);
+                t->txn.cause = NULL;
+        }
         if (!clean)
                 ks__collector_purge(&t->collector);
         for (int i = t->task_cnt - 1; i >= 0; i--) {
@@ -439,30 +447,38 @@ ks_error_t *ks__tm_recover_corrupted(ks_stream_thread_t *t) {
         ks__collector_purge(c);
         ks_error_destroy(c->task_error);
         c->task_error = NULL;
+        return ks__tm_rewind(t, "a lost internal record");
+}
+
+ks_error_t *ks__tm_rewind(ks_stream_thread_t *t, const char *why) {
         while (t->task_cnt)
                 close_task(t, t->tasks[t->task_cnt - 1], false);
         /* Back to the committed offsets, paused until the tasks run. */
         rd_kafka_topic_partition_list_t *l =
                 rd_kafka_topic_partition_list_new(t->assigned_cnt + 1);
         for (int i = 0; i < t->assigned_cnt; i++) {
-                t->assigned[i].held = true;
+                t->assigned[i].held    = true;
+                t->assigned[i].handled = false;
                 rd_kafka_topic_partition_list_add(l, t->assigned[i].topic,
                                                   t->assigned[i].partition);
         }
         rd_kafka_pause_partitions(t->consumer, l);
-        rd_kafka_resp_err_t err = rd_kafka_committed(t->consumer, l, 10000);
+        rd_kafka_resp_err_t err =
+                l->cnt ? rd_kafka_committed(t->consumer, l, 10000) : 0;
         for (int i = 0; !err && i < l->cnt; i++)
                 if (l->elems[i].offset < 0)
                         l->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
         rd_kafka_error_t *serr =
-                err ? NULL : rd_kafka_seek_partitions(t->consumer, l, 10000);
+                err || !l->cnt
+                        ? NULL
+                        : rd_kafka_seek_partitions(t->consumer, l, 10000);
         rd_kafka_topic_partition_list_destroy(l);
         if (err || serr) {
                 ks_error_t *e = ks_error_new(
                         KS_ERR_KAFKA,
                         "thread %d: cannot rewind to the committed offsets "
-                        "after a lost internal record: %s",
-                        t->index,
+                        "after %s: %s",
+                        t->index, why,
                         err ? rd_kafka_err2str(err)
                             : rd_kafka_error_string(serr));
                 rd_kafka_error_destroy(serr);

@@ -31,7 +31,7 @@ static void purge_repartition(ks_stream_thread_t *t) {
         if (!l)
                 return;
         rd_kafka_DeleteRecords_t *del = rd_kafka_DeleteRecords_new(l);
-        rd_kafka_DeleteRecords(t->producer, &del, 1, NULL, t->purge_q);
+        rd_kafka_DeleteRecords(t->consumer, &del, 1, NULL, t->purge_q);
         rd_kafka_DeleteRecords_destroy(del);
         rd_kafka_topic_partition_list_destroy(l);
 }
@@ -59,17 +59,18 @@ void ks__thread_purge_results(ks_stream_thread_t *t) {
         }
 }
 
-/* The commit protocol's Kafka steps for at-least-once. */
-static ks_error_t *flush_op(void *opaque) {
+/* The commit protocol's Kafka steps for at-least-once (the flush also
+ * under exactly_once_v2: the changelog positions in the offsets' metadata
+ * are the acknowledged ones). */
+ks_error_t *ks__thread_flush_op(void *opaque) {
         ks_stream_thread_t *t = opaque;
         return ks__collector_flush(&t->collector,
                                    ks__thread_time_left(t, 30000));
 }
 
-static ks_error_t *commit_offsets_op(void *opaque,
-                                     const ks_task_offset_t *offsets,
-                                     int cnt) {
-        ks_stream_thread_t *t = opaque;
+rd_kafka_topic_partition_list_t *ks__thread_offset_list(
+        const ks_task_offset_t *offsets,
+        int cnt) {
         rd_kafka_topic_partition_list_t *l =
                 rd_kafka_topic_partition_list_new(cnt);
         for (int i = 0; i < cnt; i++) {
@@ -90,6 +91,26 @@ static ks_error_t *commit_offsets_op(void *opaque,
                 if (p->metadata)
                         memcpy(p->metadata, md, (size_t)len);
         }
+        return l;
+}
+
+void ks__thread_offsets_committed(ks_stream_thread_t *t,
+                                  const ks_task_offset_t *offsets,
+                                  int cnt) {
+        for (int i = 0; i < cnt; i++) {
+                assigned_t *a = ks__thread_find_assigned(t, offsets[i].topic,
+                                                         offsets[i].partition);
+                if (a)
+                        a->committed = offsets[i].offset;
+        }
+}
+
+static ks_error_t *commit_offsets_op(void *opaque,
+                                     const ks_task_offset_t *offsets,
+                                     int cnt) {
+        ks_stream_thread_t *t = opaque;
+        rd_kafka_topic_partition_list_t *l =
+                ks__thread_offset_list(offsets, cnt);
         rd_kafka_resp_err_t err = rd_kafka_commit(t->consumer, l, 0);
         rd_kafka_topic_partition_list_destroy(l);
         if (err)
@@ -97,13 +118,35 @@ static ks_error_t *commit_offsets_op(void *opaque,
                         ks_error_new(KS_ERR_KAFKA, "offset commit failed: %s",
                                      rd_kafka_err2str(err)),
                         true);
-        for (int i = 0; i < cnt; i++) {
-                assigned_t *a = ks__thread_find_assigned(t, offsets[i].topic,
-                                                         offsets[i].partition);
-                if (a)
-                        a->committed = offsets[i].offset;
-        }
+        ks__thread_offsets_committed(t, offsets, cnt);
         return NULL;
+}
+
+/* A commit that did not go through under exactly_once_v2: what was not
+ * acknowledged, or a sink away, may wait for the next interval while the
+ * transaction is young; past half its timeout, or on any other failure,
+ * it is aborted (the loop restarts the tasks from the last commit). */
+static void eos_commit_failed(ks_stream_thread_t *t,
+                              const ks_commit_result_t *res,
+                              ks_error_t *err) {
+        bool young = ks_now_ms() - t->txn.started < t->txn.timeout_ms / 2;
+        if (ks__txn_recovery_due(t)) {
+                ks_error_destroy(err);
+        } else if ((res->failed_step == KS_COMMIT_FLUSH ||
+                    res->failed_step == KS_COMMIT_HOOKS) &&
+                   young && !t->collector.fatal) {
+                ks__log_limited(&t->rl_commit, 10000, KS_LOG_WARNING,
+                                "thread %d: commit postponed: %s", t->index,
+                                ks_error_message(err));
+                ks_error_destroy(err);
+        } else if (res->failed_step == KS_COMMIT_STORES ||
+                   res->failed_step == KS_COMMIT_CACHES) {
+                ks__thread_fail(t, err);
+        } else {
+                ks__txn_fail(t, false, "the commit failed: %s",
+                             ks_error_message(err));
+                ks_error_destroy(err);
+        }
 }
 
 bool ks__thread_commit(ks_stream_thread_t *t) {
@@ -118,7 +161,14 @@ bool ks__thread_commit(ks_stream_thread_t *t) {
                 ks__thread_fail(t, ks_error_new(KS_ERR_NOMEM, "out of memory"));
                 return false;
         }
-        ks_commit_ops_t ops = {flush_op, commit_offsets_op, t};
+        ks_commit_ops_t ops = {ks__thread_flush_op, commit_offsets_op, t,
+                               false};
+        if (t->s->eos) {
+                /* An abort is due: nothing may commit before it. */
+                if (ks__txn_recovery_due(t))
+                        return false;
+                ks__txn_commit_ops(t, &ops);
+        }
         ks_commit_result_t res;
         ks_error_t *err = ks__commit(tasks, n, &ops, &res);
         if (!err) {
@@ -131,6 +181,10 @@ bool ks__thread_commit(ks_stream_thread_t *t) {
                 return true;
         }
         t->own.commit_failures++;
+        if (t->s->eos) {
+                eos_commit_failed(t, &res, err);
+                return false;
+        }
         /* A lost internal record is handled by the loop (the tasks are
          * recreated); records not yet acknowledged or a refused offset
          * commit are tried again at the next interval; the rest fails the

@@ -4,7 +4,8 @@
  * their metadata -> commit the stores with their checkpoints. Kafka first,
  * LMDB second: a crash in between leaves a store behind its changelog,
  * never ahead, and restoration replays only the tail. Exactly-once
- * replaces the middle two steps with a transaction; nothing else changes.
+ * makes step 3 a Kafka transaction's commit (the offsets sent to it, then
+ * EndTxn): a crash before it aborts both Kafka's side and LMDB's.
  * @locality stream thread (or the test driver's caller) */
 #include <inttypes.h>
 #include <stdio.h>
@@ -126,7 +127,7 @@ ks_error_t *ks__commit(ks_task_t *const *tasks,
                 if (!all)
                         return ks_error_new(KS_ERR_NOMEM,
                                             "commit: out of memory");
-                if (cnt > 0)
+                if (cnt > 0 || ops->transactional)
                         err = ops->commit_offsets(ops->opaque, all, cnt);
                 free(all);
         }
@@ -135,10 +136,15 @@ ks_error_t *ks__commit(ks_task_t *const *tasks,
                         ks__task_offsets_committed(tasks[i]);
                 result->offsets = cnt;
         }
-        /* 4. The stores. Committed even when the offsets were not: they
-         * match the acknowledged changelog either way, and under
-         * at-least-once records after the committed offsets are replayed
-         * anyway. */
+        /* 4. The stores. Under at-least-once, committed even when the
+         * offsets were not: they match the acknowledged changelog either
+         * way, and records after the committed offsets are replayed anyway.
+         * Not in a transaction that failed: it is aborted, and its
+         * changelog records with it. */
+        if (err && ops->transactional) {
+                result->failed_step = KS_COMMIT_OFFSETS;
+                return err;
+        }
         ks_error_t *serr = NULL;
         for (int i = 0; i < n && !serr; i++)
                 serr = ks__task_commit_state(tasks[i]);

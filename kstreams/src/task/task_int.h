@@ -183,6 +183,12 @@ typedef struct ks_commit_ops_s {
                                       const ks_task_offset_t *offsets,
                                       int cnt);
         void *opaque;
+        /** exactly_once_v2: commit_offsets commits a transaction holding
+         *  everything sent since the last commit, so it is called even
+         *  with no offset to commit, and when it fails the stores are not
+         *  committed (the transaction is aborted: they must not be ahead
+         *  of their changelogs). */
+        bool transactional;
 } ks_commit_ops_t;
 
 typedef enum ks_commit_step_e {
@@ -190,7 +196,8 @@ typedef enum ks_commit_step_e {
         KS_COMMIT_CACHES,  /**< a cache flush (or sink) failed: fail */
         KS_COMMIT_HOOKS,   /**< an external sink is away: try again later */
         KS_COMMIT_FLUSH,   /**< records not acknowledged: try again later */
-        KS_COMMIT_OFFSETS, /**< the offset commit failed (stores committed) */
+        KS_COMMIT_OFFSETS, /**< the offset commit failed (stores committed,
+                            *   unless transactional) */
         KS_COMMIT_STORES,  /**< a store commit failed: fatal */
 } ks_commit_step_t;
 
