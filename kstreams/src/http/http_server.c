@@ -197,15 +197,13 @@ static enum MHD_Result handle(void *cls,
         ks_http_t *h = cls;
         (void)version;
         (void)upload_data;
-        if (!*con_cls) { /* headers only so far: answer on the next call */
-                *con_cls = h;
-                return MHD_YES;
-        }
+        (void)con_cls;
+        /* Answered on the first call, with the headers: a body is never
+         * read (libmicrohttpd then closes the connection after the
+         * reply). */
         ks_http_reply_t r = {.status = 500};
-        if (*upload_data_size) {
-                *upload_data_size = 0; /* a body: refused below */
-                method            = "with a body";
-        }
+        if (*upload_data_size)
+                *upload_data_size = 0;
         route(h, c, url, method, &r);
         struct MHD_Response *resp = MHD_create_response_from_buffer(
                 r.body.len, r.body.data ? r.body.data : (void *)"",
