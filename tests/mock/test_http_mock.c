@@ -81,8 +81,11 @@ static int raw(const char *req, size_t len) {
         return code;
 }
 
-static double metric(const char *text, const char *name, const char *lname,
-                     const char *lvalue, int *n) {
+static double metric(const char *text,
+                     const char *name,
+                     const char *lname,
+                     const char *lvalue,
+                     int *n) {
         kp_doc_t doc;
         char why[256];
         ck_assert_msg(kp_parse(text, &doc, why, sizeof(why)), "%s", why);
@@ -93,7 +96,7 @@ static double metric(const char *text, const char *name, const char *lname,
 
 START_TEST(the_endpoint_serves_metrics_queries_and_refuses_bad_requests) {
         char err[256];
-        int64_t want[KEYS] = {0};
+        int64_t want[KEYS]  = {0};
         rd_kafka_conf_t *mc = rd_kafka_conf_new();
         rd_kafka_conf_set(mc, "log_level", "0", err, sizeof(err));
         rd_kafka_t *host =
@@ -124,9 +127,9 @@ START_TEST(the_endpoint_serves_metrics_queries_and_refuses_bad_requests) {
         ks_conf_set(c, "consumer.session.timeout.ms", "6000", err, sizeof(err));
         ks_conf_set(c, "consumer.statistics.interval.ms", "500", err,
                     sizeof(err));
-        ck_assert_int_eq(ks_conf_set(c, "http.listen", "127.0.0.1:0", err,
-                                     sizeof(err)),
-                         KS_OK);
+        ck_assert_int_eq(
+                ks_conf_set(c, "http.listen", "127.0.0.1:0", err, sizeof(err)),
+                KS_OK);
         ks_conf_set(c, "http.timeout.ms", "1000", err, sizeof(err));
         ks_streams_t *s = ks_streams_new(t, c, err, sizeof(err));
         ck_assert_msg(s, "%s", err);
@@ -140,14 +143,15 @@ START_TEST(the_endpoint_serves_metrics_queries_and_refuses_bad_requests) {
         ck_assert_int_eq(http("GET", "/health", &body), 200);
         /* Ready once RUNNING with nothing restoring; processed == produced
          * once everything is consumed, and lag known for 4 partitions. */
-        long ready = 0;
+        long ready       = 0;
         double processed = 0;
         int lag_series   = 0;
         for (int i = 0; i < 300; i++) {
                 ready = http("GET", "/ready", &body);
                 ck_assert_int_eq(http("GET", "/metrics", &body), 200);
-                processed = metric(body.data, "kstreams_records_processed_total",
-                                   NULL, NULL, NULL);
+                processed =
+                        metric(body.data, "kstreams_records_processed_total",
+                               NULL, NULL, NULL);
                 metric(body.data, "kstreams_consumer_lag_records", "topic",
                        "in", &lag_series);
                 if (ready == 200 && processed == RECORDS && lag_series == 4)
@@ -166,7 +170,7 @@ START_TEST(the_endpoint_serves_metrics_queries_and_refuses_bad_requests) {
         close(fd);
         char cmd[256];
         snprintf(cmd, sizeof(cmd), "promtool check metrics < %s 2>&1", path);
-        FILE *p = popen(cmd, "r");
+        FILE *p                                = popen(cmd, "r");
         out[fread(out, 1, sizeof(out) - 1, p)] = '\0';
         ck_assert_msg(pclose(p) == 0, "promtool: %s", out);
         unlink(path);
@@ -177,14 +181,15 @@ START_TEST(the_endpoint_serves_metrics_queries_and_refuses_bad_requests) {
                 right = 0;
                 for (int k = 0; k < KEYS; k++) {
                         char q[128];
-                        snprintf(q, sizeof(q),
-                                 "/v1/stores/counts/keys/k%d?value.format=int64",
-                                 k);
-                        long st = http("GET", q, &body);
+                        snprintf(
+                                q, sizeof(q),
+                                "/v1/stores/counts/keys/k%d?value.format=int64",
+                                k);
+                        long st   = http("GET", q, &body);
                         json_t *j = json_loads(body.data, 0, NULL);
-                        right += st == 200 &&
-                                 json_integer_value(json_object_get(
-                                         j, "value")) == want[k];
+                        right +=
+                                st == 200 && json_integer_value(json_object_get(
+                                                     j, "value")) == want[k];
                         json_decref(j);
                 }
                 if (right < KEYS)
@@ -221,10 +226,11 @@ START_TEST(the_endpoint_serves_metrics_queries_and_refuses_bad_requests) {
         long st = http("GET", url, &body);
         ck_assert_msg(st >= 400 && st < 500, "a 12 KB URL: %ld", st);
         /* 40 KB of headers: past the connection's memory. */
-        size_t hl  = 40000;
-        char *req  = malloc(hl + 200);
-        int n      = snprintf(req, hl + 200, "GET /health HTTP/1.1\r\nHost: "
-                                             "x\r\nX-Big: ");
+        size_t hl = 40000;
+        char *req = malloc(hl + 200);
+        int n     = snprintf(req, hl + 200,
+                             "GET /health HTTP/1.1\r\nHost: "
+                                 "x\r\nX-Big: ");
         memset(req + n, 'b', hl);
         memcpy(req + n + hl, "\r\n\r\n", 5);
         int code = raw(req, (size_t)n + hl + 4);
@@ -265,8 +271,9 @@ Suite *ks_test_suite(void) {
         Suite *s  = suite_create("http_mock");
         TCase *tc = tcase_create("http");
         tcase_set_timeout(tc, 120);
-        tcase_add_test(tc,
-                       the_endpoint_serves_metrics_queries_and_refuses_bad_requests);
+        tcase_add_test(
+                tc,
+                the_endpoint_serves_metrics_queries_and_refuses_bad_requests);
         suite_add_tcase(s, tc);
         return s;
 }
