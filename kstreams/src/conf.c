@@ -40,7 +40,8 @@ static const prop_t props[] = {
          "a weaker guarantee than asked."},
         {"application.server", PROP_STR, "", 0, 0, NULL,
          "`host:port` where this instance answers interactive queries (your "
-         "own server: kstreams opens none). It is appended to the "
+         "own server, or the HTTP endpoint of http.listen). It is appended to "
+         "the "
          "consumers' client.id as `@host:port`, so that any instance can "
          "tell where a key's partition is served "
          "(ks_streams_query_key_owner()) and where the HTTP endpoint "

@@ -46,8 +46,8 @@ static double query(int port, const char *q, int *samples) {
         CURL *c  = curl_easy_init();
         char *eq = curl_easy_escape(c, q, 0);
         char url[2048];
-        snprintf(url, sizeof(url),
-                 "http://127.0.0.1:%d/api/v1/query?query=%s", port, eq);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/api/v1/query?query=%s",
+                 port, eq);
         curl_free(eq);
         ks_buf_t body = {0};
         curl_easy_setopt(c, CURLOPT_URL, url);
@@ -63,15 +63,13 @@ static double query(int port, const char *q, int *samples) {
         }
         json_t *j = json_loadb(body.data, body.len, 0, NULL);
         ks_buf_free(&body);
-        json_t *res =
-                json_object_get(json_object_get(j, "data"), "result");
-        double sum = 0;
+        json_t *res = json_object_get(json_object_get(j, "data"), "result");
+        double sum  = 0;
         size_t i;
         json_t *r;
         json_array_foreach(res, i, r) {
-                const char *v =
-                        json_string_value(json_array_get(
-                                json_object_get(r, "value"), 1));
+                const char *v = json_string_value(
+                        json_array_get(json_object_get(r, "value"), 1));
                 sum += v ? atof(v) : 0;
                 (*samples)++;
         }

@@ -210,7 +210,7 @@ KS_EXPORT int ks_streams_http_port(const ks_streams_t *s);
  * - Each instance answers only for the partitions (tasks) it hosts.
  *   ks_streams_query_key_owner() tells which instance of the group hosts
  *   a key (its application.server); the transport between instances is
- *   yours (kstreams opens no server).
+ *   yours, or the HTTP endpoint's (http.listen), which forwards itself.
  * - Queries are allowed while the instance is RUNNING or REBALANCING;
  *   other states fail with KS_ERR_STATE.
  * - Errors: KS_ERR_NOT_FOUND for a store the topology does not have (not
