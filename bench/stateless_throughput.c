@@ -12,7 +12,10 @@
  * the kstreams phase over an existing topic; BENCH_DROP_ALL=1 filters
  * everything out (consume side alone); BENCH_POLL_MS and BENCH_BUFFERED set
  * poll.ms and buffered.records.per.partition. */
+#include <curl/curl.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,13 +47,38 @@ static const void *anonymize(ks_arena_t *a,
         return copy;
 }
 
-static double kstreams_run(const char *bootstrap,
-                           const char *topic,
-                           const char *out,
-                           long n,
-                           uint64_t *produced) {
+/* BENCH_METRICS_COST: GET /metrics every second while a run goes. */
+static atomic_bool scrape_stop;
+static atomic_long scrapes;
+static size_t discard(char *p, size_t size, size_t n, void *o) {
+        (void)p, (void)o;
+        return size * n;
+}
+static void *scraper(void *arg) {
+        char url[64];
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", *(int *)arg);
+        while (!atomic_load(&scrape_stop)) {
+                CURL *c = curl_easy_init();
+                curl_easy_setopt(c, CURLOPT_URL, url);
+                curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+                if (curl_easy_perform(c) == CURLE_OK)
+                        atomic_fetch_add(&scrapes, 1);
+                curl_easy_cleanup(c);
+                for (int i = 0; i < 100 && !atomic_load(&scrape_stop); i++)
+                        usleep(10000);
+        }
+        return NULL;
+}
+
+static double kstreams_run_scraped(const char *bootstrap,
+                                   const char *topic,
+                                   const char *out,
+                                   long n,
+                                   uint64_t *produced,
+                                   bool scrape) {
         char err[512], app[128];
-        snprintf(app, sizeof(app), "bench-ks-%d", (int)getpid());
+        static int runs;
+        snprintf(app, sizeof(app), "bench-ks-%d-%d", (int)getpid(), runs++);
         ks_builder_t *b = ks_builder_new();
         ks_stream_t *s  = ks_builder_stream(b, topic, ks_serde_string(),
                                             user_event_serde());
@@ -73,12 +101,19 @@ static double kstreams_run(const char *bootstrap,
                             getenv("BENCH_BUFFERED"), err, sizeof(err));
         ks_conf_set(c, "producer.linger.ms", "20", err, sizeof(err));
         ks_conf_set(c, "producer.batch.size", "1000000", err, sizeof(err));
+        if (scrape)
+                ks_conf_set(c, "http.listen", "127.0.0.1:0", err, sizeof(err));
         ks_streams_t *st = ks_streams_new(t, c, err, sizeof(err));
         ks_error_t *e    = ks_streams_start(st);
         if (e) {
                 fprintf(stderr, "bench: %s\n", ks_error_message(e));
                 exit(1);
         }
+        pthread_t scraper_tid;
+        int port = ks_streams_http_port(st);
+        atomic_store(&scrape_stop, false);
+        if (scrape)
+                pthread_create(&scraper_tid, NULL, scraper, &port);
         /* Time from the first record processed, so group join is out. */
         ks_streams_metrics_t m;
         double start = 0;
@@ -91,6 +126,10 @@ static double kstreams_run(const char *bootstrap,
                 usleep(2000);
         }
         double secs = bench_now_s() - start;
+        if (scrape) {
+                atomic_store(&scrape_stop, true);
+                pthread_join(scraper_tid, NULL);
+        }
         ks_error_destroy(ks_streams_close(st, 60000));
         ks_streams_metrics(st, &m);
         *produced = m.records_produced;
@@ -98,6 +137,36 @@ static double kstreams_run(const char *bootstrap,
         ks_conf_destroy(c);
         ks_topology_destroy(t);
         return secs;
+}
+
+static double kstreams_run(const char *bootstrap,
+                           const char *topic,
+                           const char *out,
+                           long n,
+                           uint64_t *produced) {
+        return kstreams_run_scraped(bootstrap, topic, out, n, produced, false);
+}
+
+/* The cost of metrics: the same input, runs without and with the HTTP
+ * endpoint scraped every second, alternating. */
+static void metrics_cost(const char *bootstrap, const char *in, long n) {
+        double secs[2] = {0, 0};
+        for (int i = 0; i < 4; i++) {
+                bool scrape = i % 2;
+                char out[160];
+                uint64_t produced;
+                snprintf(out, sizeof(out), "bench-out-%d-m%d", (int)getpid(),
+                         i);
+                double t = kstreams_run_scraped(bootstrap, in, out, n,
+                                                &produced, scrape);
+                printf("  run %d %-36s %10.0f records/s\n", i + 1,
+                       scrape ? "kstreams, /metrics scraped every 1 s"
+                              : "kstreams, no HTTP endpoint",
+                       (double)n / t);
+                secs[scrape] += t;
+        }
+        printf("  metrics cost: %.1f%% throughput (%ld scrapes)\n",
+               100.0 * (1.0 - secs[0] / secs[1]), atomic_load(&scrapes));
 }
 
 int main(int argc, char **argv) {
@@ -149,6 +218,10 @@ int main(int argc, char **argv) {
         snprintf(pipe_out, sizeof(pipe_out), "%s-pipe", out);
         double tpipe = bench_raw_pipe(bootstrap, in, pipe_out, n);
         uint64_t produced;
+        if (getenv("BENCH_METRICS_COST")) {
+                metrics_cost(bootstrap, in, n);
+                return 0;
+        }
         double tks = kstreams_run(bootstrap, in, out, n, &produced);
         printf("stateless throughput, %ld user events (%.1f MB, %.0f B "
                "avg), 6 partitions, one broker on this machine\n",

@@ -24,19 +24,22 @@ KAFKA_LIB="$KAFKA_DIR/lib"
 KAFKA_PROFILE=${KS_KAFKA_PROFILE:-kafka-4.1}
 
 # What each is for: build (build-essential g++ cmake pkg-config), the
-# library's dependencies (librdkafka LMDB jansson libpq libcurl simdjson),
+# library's dependencies (librdkafka LMDB jansson libpq libcurl simdjson
+# libmicrohttpd),
 # tests (check subunit kcat), format (clang-format), real services
 # (PostgreSQL server and client; a JDK and Maven for the Kafka jars), tools
-# (lmdb-utils: mdb_stat/mdb_dump on state stores; jackson for Java helpers).
+# (lmdb-utils: mdb_stat/mdb_dump on state stores; jackson for Java helpers;
+# prometheus: promtool and the server, for the alert rules and the metrics
+# system test).
 PACKAGES=(
         build-essential g++ cmake pkg-config
         librdkafka-dev liblmdb-dev libjansson-dev libpq-dev
-        libcurl4-openssl-dev libsimdjson-dev
+        libcurl4-openssl-dev libsimdjson-dev libmicrohttpd-dev
         check libsubunit-dev kcat
         clang-format
         postgresql postgresql-client
         default-jdk-headless maven libjackson2-databind-java
-        lmdb-utils
+        lmdb-utils prometheus
         python3
 )
 

@@ -29,6 +29,7 @@ typedef struct options_s {
         const char *commit_interval;
         const char *dlq_topic;
         const char *postgres;
+        const char *http;     /* --http HOST:PORT */
         const char *describe; /* NULL, "text" or "mermaid" */
         const char *replay;
         const char *replay_out;
@@ -88,6 +89,10 @@ static void usage(FILE *f) {
                 "event_counts, revenue,\n"
                 "                            user_sessions of "
                 "infra/postgres/schema.sql\n"
+                "  --http HOST:PORT          serve GET /metrics, /health, "
+                "/ready and /v1/stores/...\n"
+                "                            (job i on PORT+i; port 0: each "
+                "picks a free port)\n"
                 "  --describe[=mermaid]      print the topology and exit\n"
                 "  --replay FILE             run over a kcat -J dump in the "
                 "test driver (no Kafka)\n"
@@ -157,6 +162,7 @@ enum {
         OPT_DEDUP,
         OPT_STATS,
         OPT_POSTGRES,
+        OPT_HTTP,
         OPT_DESCRIBE,
         OPT_REPLAY,
         OPT_REPLAY_OUT,
@@ -186,6 +192,7 @@ static int parse_args(int argc, char **argv, options_t *o) {
                 {"dedup-window", required_argument, NULL, OPT_DEDUP},
                 {"stats-interval", required_argument, NULL, OPT_STATS},
                 {"postgres", required_argument, NULL, OPT_POSTGRES},
+                {"http", required_argument, NULL, OPT_HTTP},
                 {"describe", optional_argument, NULL, OPT_DESCRIBE},
                 {"replay", required_argument, NULL, OPT_REPLAY},
                 {"replay-out", required_argument, NULL, OPT_REPLAY_OUT},
@@ -257,6 +264,9 @@ static int parse_args(int argc, char **argv, options_t *o) {
                 case OPT_STATS:
                         ok = parse_duration(optarg, &o->stats_interval_ms) &&
                              o->stats_interval_ms > 0;
+                        break;
+                case OPT_HTTP:
+                        o->http = optarg;
                         break;
                 case OPT_POSTGRES:
                         o->postgres = optarg;
@@ -354,6 +364,7 @@ typedef struct app_s {
         ks_streams_t *streams;
         lag_probe_t *lag;
         uint64_t last_in;
+        char http[300]; /* its http.listen; "" for none */
 } app_t;
 
 static void app_free(app_t *a) {
@@ -412,6 +423,7 @@ static ks_conf_t *app_conf(const options_t *o, const app_t *a) {
                 {"commit.interval.ms", o->commit_interval},
                 {"default.deserialization.exception.handler", "dead-letter"},
                 {"errors.dead.letter.queue.topic.name", o->dlq_topic},
+                {"http.listen", a->http[0] ? a->http : NULL},
         };
         if (!conf)
                 return NULL;
@@ -618,6 +630,20 @@ static int run_kafka(const options_t *o, app_t *apps, size_t n) {
         int rc         = 0;
         size_t started = 0;
         for (size_t i = 0; i < n; i++) {
+                const char *colon = o->http ? strrchr(o->http, ':') : NULL;
+                if (o->http && (!colon || colon == o->http)) {
+                        fprintf(stderr,
+                                "kstreams-app: --http: \"%s\" is not "
+                                "HOST:PORT\n",
+                                o->http);
+                        return 2;
+                }
+                if (colon) {
+                        long port = atol(colon + 1);
+                        snprintf(apps[i].http, sizeof(apps[i].http), "%.*s:%ld",
+                                 (int)(colon - o->http), o->http,
+                                 port ? port + (long)i : 0);
+                }
                 ks_conf_t *conf = app_conf(o, &apps[i]);
                 if (!conf)
                         return 1;
@@ -641,6 +667,14 @@ static int run_kafka(const options_t *o, app_t *apps, size_t n) {
                 }
                 fprintf(stderr, "[%s] started (application.id %s)\n",
                         apps[started].label, apps[started].application_id);
+                int port = ks_streams_http_port(apps[started].streams);
+                if (port > 0)
+                        fprintf(stderr,
+                                "[%s] metrics: http://%.*s:%d/metrics\n",
+                                apps[started].label,
+                                (int)(strrchr(apps[started].http, ':') -
+                                      apps[started].http),
+                                apps[started].http, port);
                 /* The lag is that of the input topic and the repartition
                  * topics: 0 when everything read was processed and
                  * committed. Without a probe the line says "?". */

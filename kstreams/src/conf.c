@@ -55,10 +55,25 @@ static const prop_t props[] = {
          "exceed commit.interval.ms by at least 5000."},
         {"application.server", PROP_STR, "", 0, 0, NULL,
          "`host:port` where this instance answers interactive queries (your "
-         "own server: kstreams opens none). It is appended to the "
+         "own server, or the HTTP endpoint of http.listen). It is appended to "
+         "the "
          "consumers' client.id as `@host:port`, so that any instance can "
          "tell where a key's partition is served "
-         "(ks_streams_query_key_owner()). Empty: not advertised."},
+         "(ks_streams_query_key_owner()) and where the HTTP endpoint "
+         "forwards remote queries. Empty: the HTTP endpoint's address when "
+         "http.listen names a host, else not advertised."},
+        {"http.listen", PROP_STR, "", 0, 0, NULL,
+         "`host:port` of the embedded HTTP endpoint: GET /metrics "
+         "(Prometheus), /health, /ready and /v1/stores/... (interactive "
+         "queries, forwarded to the instance hosting the key). Port 0 picks "
+         "a free port (ks_streams_http_port(), and the log). Empty: no "
+         "endpoint. Setting it makes the consumers send statistics every "
+         "5 s (statistics.interval.ms, for the lag metric) unless you set "
+         "that yourself."},
+        {"http.timeout.ms", PROP_INT, "10000", 100, 600000, NULL,
+         "How long the HTTP endpoint waits for a client's request (a slow "
+         "client is then disconnected) and for the instance it forwards a "
+         "query to."},
         {"state.dir", PROP_STR, "/tmp/kstreams", 0, 0, NULL,
          "Local state of stateful tasks: one LMDB environment per task in "
          "`<state.dir>/<application.id>/<task>/`, locked while open. A "
@@ -242,18 +257,20 @@ static bool enum_has(const char *enums, const char *value) {
 
 /* "" or host:port, with nothing that would break its parsing out of a
  * client.id ('@') or a URL (whitespace). */
-static ks_err_t check_server(const char *value,
+static ks_err_t check_server(const char *name,
+                             long min_port,
+                             const char *value,
                              char *errstr,
                              size_t errstr_size) {
         const char *colon = strrchr(value, ':');
         char *end;
         if (!*value)
                 return KS_OK;
-        long port = colon ? strtol(colon + 1, &end, 10) : 0;
-        if (!colon || colon == value || !colon[1] || *end || port < 1 ||
+        long port = colon ? strtol(colon + 1, &end, 10) : -1;
+        if (!colon || colon == value || !colon[1] || *end || port < min_port ||
             port > 65535 || strpbrk(value, "@ \t\r\n")) {
-                snprintf(errstr, errstr_size,
-                         "application.server: \"%s\" is not host:port", value);
+                snprintf(errstr, errstr_size, "%s: \"%s\" is not host:port",
+                         name, value);
                 return KS_ERR_INVALID_ARG;
         }
         return KS_OK;
@@ -266,7 +283,11 @@ static ks_err_t validate(const prop_t *p,
         switch (p->type) {
         case PROP_STR:
                 if (!strcmp(p->name, "application.server"))
-                        return check_server(value, errstr, errstr_size);
+                        return check_server(p->name, 1, value, errstr,
+                                            errstr_size);
+                if (!strcmp(p->name, "http.listen"))
+                        return check_server(p->name, 0, value, errstr,
+                                            errstr_size);
                 return KS_OK;
         case PROP_ENUM:
                 if (enum_has(p->enums, value))

@@ -1000,3 +1000,44 @@ size_t ks_state_env_map_size(const ks_state_env_t *env) {
                 return 0;
         return info.me_mapsize;
 }
+
+/* Named DBs of store @p store: "<store>" and its segments
+ * "<store>.<digits>" (store_int.h's naming). */
+static bool of_store(const char *db, const char *store) {
+        size_t n = strlen(store);
+        if (strncmp(db, store, n))
+                return false;
+        if (!db[n])
+                return true;
+        if (db[n] != '.' || !db[n + 1])
+                return false;
+        for (const char *p = db + n + 1; *p; p++)
+                if (*p < '0' || *p > '9')
+                        return false;
+        return true;
+}
+
+ks_error_t *ks__env_store_bytes(ks_state_env_t *env,
+                                MDB_txn *txn,
+                                const char *store,
+                                uint64_t *bytes) {
+        *bytes = 0;
+        for (size_t i = 0; i < env->nslots; i++) {
+                const slot_t *s = &env->slots[i];
+                MDB_stat st;
+                if (!s->name || !s->open || s->pending ||
+                    !of_store(s->name, store))
+                        continue;
+                int rc = mdb_stat(txn, s->dbi, &st);
+                if (rc == EINVAL)
+                        continue; /* created after the snapshot began */
+                if (rc)
+                        return ks__lmdb_error(rc,
+                                              "mdb_stat failed in DB %s of %s",
+                                              s->name, env->dir);
+                *bytes += (uint64_t)(st.ms_branch_pages + st.ms_leaf_pages +
+                                     st.ms_overflow_pages) *
+                          st.ms_psize;
+        }
+        return NULL;
+}

@@ -360,3 +360,9 @@ out:
         ks_buf_free(&upper);
         return err;
 }
+
+ks_error_t *ks_state_snapshot_store_bytes(ks_state_snapshot_t *snap,
+                                          const char *store,
+                                          uint64_t *bytes) {
+        return ks__env_store_bytes(snap->env, snap->txn, store, bytes);
+}

@@ -365,4 +365,11 @@ ks__segstore_t *ks__window_store_segments(ks_window_store_t *store);
 ks_bytes_t ks__window_key(ks_buf_t *buf, ks_bytes_t key, int64_t start);
 ks__segstore_t *ks__session_store_segments(ks_session_store_t *store);
 
+/** Sums the pages of @p store's DBs in read transaction @p txn (a
+ *  snapshot's: the caller holds the share lock). */
+ks_error_t *ks__env_store_bytes(ks_state_env_t *env,
+                                MDB_txn *txn,
+                                const char *store,
+                                uint64_t *bytes);
+
 #endif

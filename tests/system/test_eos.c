@@ -22,7 +22,7 @@
 #include "ks_check.h"
 #include "ks_kafka.h"
 
-#define KEYS 200
+#define KEYS      200
 #define WINDOW_MS 10000
 /* Event time between records: 2000 records a window, 10 per key. */
 #define TS_STEP_MS 5
@@ -62,8 +62,7 @@ static int64_t ts_of(int i) {
 
 static void gen(int i, char *key, char *value) {
         snprintf(key, 256, "u%d", i % KEYS);
-        snprintf(value, 256, "{\"ts\":%lld,\"i\":%d}", (long long)ts_of(i),
-                 i);
+        snprintf(value, 256, "{\"ts\":%lld,\"i\":%d}", (long long)ts_of(i), i);
 }
 
 typedef struct feeder_s {
@@ -124,8 +123,8 @@ static void check_output(const expected_t *e) {
         kt_record_t *recs;
         /* Asks for one more than expected: waits out the whole timeout, so
          * a late duplicate would be seen. */
-        size_t n = kt_consume_all(bootstrap, out, (size_t)want + 1, 15000,
-                                  &recs);
+        size_t n =
+                kt_consume_all(bootstrap, out, (size_t)want + 1, 15000, &recs);
         size_t slots = (size_t)KEYS * (size_t)e->windows;
         int *last    = calloc(slots, sizeof(int));
         int wrong = 0, doubled = 0, foreign = 0, sentinels = 0;
@@ -157,8 +156,7 @@ static void check_output(const expected_t *e) {
                         if (wrong++ < 5)
                                 fprintf(stderr,
                                         "%s: count %d after %d (final %d)\n",
-                                        recs[i].key, v, last[s],
-                                        e->counts[s]);
+                                        recs[i].key, v, last[s], e->counts[s]);
                 }
                 if (v > last[s])
                         last[s] = v;
@@ -190,7 +188,7 @@ static void check_dump(const expected_t *e) {
         char key[128];
         long long count;
         int lines = 0, wrong = 0, sentinels = 0;
-        int64_t last = ts_of(total);
+        int64_t last       = ts_of(total);
         int64_t last_start = last / WINDOW_MS * WINDOW_MS;
         while (fscanf(f, "%127s %lld", key, &count) == 2) {
                 lines++;
@@ -218,21 +216,20 @@ static void check_dump(const expected_t *e) {
 
 /* An instance; with @p dump, it writes its windows (every key's, asked
  * for up to 30 s each while partitions move to it) when it is stopped. */
-static pid_t start_as(const char *state_dir, const char *static_id,
-                      bool dump) {
+static pid_t start_as(const char *state_dir, const char *static_id, bool dump) {
         char keys[32];
         snprintf(keys, sizeof(keys), "u:%d", KEYS);
-        const char *args[32] = {"--bootstrap",  bootstrap,
-                                "--app-id",     app_id,
-                                "--input",      in,
-                                "--output",     out,
-                                "--mode",       "window-count",
+        const char *args[32] = {"--bootstrap",   bootstrap,
+                                "--app-id",      app_id,
+                                "--input",       in,
+                                "--output",      out,
+                                "--mode",        "window-count",
                                 "--cache-bytes", "0",
-                                "--state-dir",  state_dir,
-                                "--commit-ms",  "100",
-                                "--guarantee",  "exactly_once_v2",
-                                "--session-ms", "6000"};
-        int n = 20;
+                                "--state-dir",   state_dir,
+                                "--commit-ms",   "100",
+                                "--guarantee",   "exactly_once_v2",
+                                "--session-ms",  "6000"};
+        int n                = 20;
         if (dump) {
                 args[n++] = "--dump-keys";
                 args[n++] = keys;
@@ -332,7 +329,7 @@ START_TEST(sigkill_many_times_leaves_output_and_state_exact) {
         if (!bootstrap)
                 return;
         names("eos-kill");
-        total = 200000;
+        total      = 200000;
         char dir[] = "/tmp/ks-eos-XXXXXX";
         ck_assert_ptr_nonnull(mkdtemp(dir));
         unsigned seed = (unsigned)time(NULL);
@@ -364,8 +361,8 @@ START_TEST(sigkill_many_times_leaves_output_and_state_exact) {
                 a = start(dir, "eos-a");
         }
         pthread_join(feeder, NULL);
-        fprintf(stderr, "%d SIGKILLs, %d while input was still coming\n",
-                kills, in_flight);
+        fprintf(stderr, "%d SIGKILLs, %d while input was still coming\n", kills,
+                in_flight);
         ck_assert_int_ge(in_flight, 10);
         expected_t e = expect();
         finish(a, &e);
@@ -378,7 +375,7 @@ START_TEST(a_killed_instance_hands_over_and_takes_back_exactly) {
         if (!bootstrap)
                 return;
         names("eos-two");
-        total = 60000;
+        total     = 60000;
         char d1[] = "/tmp/ks-eos-XXXXXX", d2[] = "/tmp/ks-eos-XXXXXX";
         ck_assert_ptr_nonnull(mkdtemp(d1));
         ck_assert_ptr_nonnull(mkdtemp(d2));
@@ -416,7 +413,7 @@ START_TEST(a_second_process_with_the_same_instance_id_is_fenced) {
         if (!bootstrap)
                 return;
         names("eos-fence");
-        total = 40000;
+        total     = 40000;
         char d1[] = "/tmp/ks-eos-XXXXXX", d2[] = "/tmp/ks-eos-XXXXXX";
         ck_assert_ptr_nonnull(mkdtemp(d1));
         ck_assert_ptr_nonnull(mkdtemp(d2));
@@ -452,8 +449,7 @@ START_TEST(a_second_process_with_the_same_instance_id_is_fenced) {
         }
         ck_assert_msg(stopped, "neither process stopped in 120 s (see %s)",
                       log_path);
-        ck_assert_int_ge(log_count("another process uses this instance id"),
-                         1);
+        ck_assert_int_ge(log_count("another process uses this instance id"), 1);
         pthread_join(feeder, NULL);
         expected_t e = expect();
         /* The one left takes every task once the other's session ends. */

@@ -99,7 +99,15 @@ KS_EXPORT void ks_streams_destroy(ks_streams_t *s);
 
 KS_EXPORT ks_state_t ks_streams_state(const ks_streams_t *s);
 
-/** Counters summed over the instance's threads and tasks. */
+/**
+ * Counters summed over the instance's threads and tasks: a read-only view
+ * that grows at its end, never changing a field's place or meaning, so
+ * that a program built against an older header keeps working
+ * (ks_streams_metrics_get() fills only the size it is given). Every field
+ * is a uint64_t. The same figures, by thread and with histograms, lag and
+ * store sizes, are on GET /metrics (http.listen) and
+ * ks_streams_metrics_prometheus().
+ */
 typedef struct ks_streams_metrics_s {
         uint64_t records_consumed;
         uint64_t records_processed;
@@ -139,6 +147,9 @@ typedef struct ks_streams_metrics_s {
         /** Records processed while another input partition of their task
          *  was empty, once max.task.idle.ms passed (KIP-695). */
         uint64_t enforced_processing;
+        /* ---- since 0.2: fields are only ever added below this line ---- */
+        uint64_t poll_time_us;    /**< stream threads waiting in poll */
+        uint64_t process_time_us; /**< ... processing and punctuating */
         /** exactly_once_v2: transactions committed and aborted (each abort
          *  restarts the thread's tasks from the last commit), and
          *  producers made again after being fenced or failing fatally. */
@@ -147,9 +158,39 @@ typedef struct ks_streams_metrics_s {
         uint64_t producers_recreated;
 } ks_streams_metrics_t;
 
-/** Fills @p out. Safe to call from any thread at any time. */
-KS_EXPORT void ks_streams_metrics(const ks_streams_t *s,
-                                  ks_streams_metrics_t *out);
+/**
+ * Fills the first @p size bytes of @p out (at most
+ * sizeof(ks_streams_metrics_t) of this library; the rest of a larger
+ * struct is zeroed). Safe to call from any thread at any time.
+ * @param size sizeof(*out) as the caller was compiled.
+ */
+KS_EXPORT void ks_streams_metrics_get(const ks_streams_t *s,
+                                      ks_streams_metrics_t *out,
+                                      size_t size);
+
+/** ks_streams_metrics_get() with the caller's struct size: source
+ *  compatible with the call of earlier versions. (The function of that
+ *  name is still exported, for programs built before the macro; it fills
+ *  the fields of 0.1.) */
+#define ks_streams_metrics(s, out)                                             \
+        ks_streams_metrics_get((s), (out), sizeof(*(out)))
+
+/**
+ * Appends the instance's metrics to @p out in the Prometheus text
+ * exposition format (version 0.0.4): what GET /metrics answers. The buffer
+ * is the caller's (ks_buf_free()). Safe from any thread while the instance
+ * exists; it never waits for a stream thread's loop.
+ * @returns KS_OK or KS_ERR_NOMEM.
+ */
+KS_EXPORT ks_err_t ks_streams_metrics_prometheus(ks_streams_t *s,
+                                                 ks_buf_t *out);
+
+/**
+ * The TCP port the HTTP endpoint (http.listen) listens on, once
+ * ks_streams_start() succeeded: the one the system picked when http.listen
+ * asked for port 0. @returns the port, or -1 when there is no endpoint.
+ */
+KS_EXPORT int ks_streams_http_port(const ks_streams_t *s);
 
 /* ---- interactive queries ---------------------------------------------------
  *
@@ -175,7 +216,7 @@ KS_EXPORT void ks_streams_metrics(const ks_streams_t *s,
  * - Each instance answers only for the partitions (tasks) it hosts.
  *   ks_streams_query_key_owner() tells which instance of the group hosts
  *   a key (its application.server); the transport between instances is
- *   yours (kstreams opens no server).
+ *   yours, or the HTTP endpoint's (http.listen), which forwards itself.
  * - Queries are allowed while the instance is RUNNING or REBALANCING;
  *   other states fail with KS_ERR_STATE.
  * - Errors: KS_ERR_NOT_FOUND for a store the topology does not have (not

@@ -67,6 +67,8 @@ static ks_err_t collector_send(void *opaque,
                         RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_HEADERS(h),
                         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                         RD_KAFKA_V_OPAQUE(dr_opaque), RD_KAFKA_V_END);
+                if (!err && !dr_opaque) /* an output record */
+                        ks__hist_observe_ms(&c->t->obs.e2e, ks_now_ms() - ts);
                 if (!err)
                         return KS_OK;
                 /* Not taken on failure; librdkafka's destroy refuses NULL. */

@@ -25,8 +25,7 @@ static int find_timeout(const char *name, const char *value, void *opaque) {
 
 int64_t ks__txn_timeout_ms(const ks_conf_t *conf) {
         const char *v = NULL;
-        ks__conf_foreach_rdkafka(conf, KS_CONF_SIDE_PRODUCER, find_timeout,
-                                 &v);
+        ks__conf_foreach_rdkafka(conf, KS_CONF_SIDE_PRODUCER, find_timeout, &v);
         if (!v)
                 return KS_EOS_TXN_TIMEOUT_MS;
         char *end;
@@ -108,8 +107,7 @@ ks_error_t *ks__instance_id_load(const char *app_dir, char *out, size_t size) {
          * task directories are locked). */
         snprintf(tmp, sizeof(tmp), "%s.%d", path, (int)getpid());
         FILE *f = fopen(tmp, "w");
-        if (!f || fprintf(f, "%s\n", id) < 0 || fflush(f) ||
-            fsync(fileno(f))) {
+        if (!f || fprintf(f, "%s\n", id) < 0 || fflush(f) || fsync(fileno(f))) {
                 err = ks_error_new(KS_ERR_IO, "cannot write %s: %s", tmp,
                                    strerror(errno));
                 if (f)

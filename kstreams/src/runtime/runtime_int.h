@@ -14,6 +14,7 @@
 #ifndef KS_RUNTIME_INT_H
 #define KS_RUNTIME_INT_H
 
+#include "metrics_int.h"
 #include "record_cache.h"
 #include "streams_int.h"
 
@@ -166,6 +167,7 @@ struct ks_stream_thread_s {
         /* The record caches of all its tasks share this thread's part of
          * statestore.cache.max.bytes, as Kafka Streams' ThreadCache. */
         ks_cache_budget_t cache_budget;
+        ks_thread_obs_t obs; /* histograms and lag (thread_obs.c) */
 };
 
 /** Milliseconds left before ks_streams_close()'s deadline, capped at
@@ -229,6 +231,20 @@ bool ks__txn_abort(ks_stream_thread_t *t);
 ks_error_t *ks__txn_recover(ks_stream_thread_t *t);
 /** At the thread's end: aborts a transaction still open. */
 void ks__txn_close(ks_stream_thread_t *t);
+
+/* ---- thread_obs.c: what GET /metrics needs of a thread ---------------- */
+
+/** Sets the consumer's statistics callback (per-partition lag), and
+ *  statistics.interval.ms to 5000 when http.listen is set, before the
+ *  user's properties (which may change it). @locality any, before
+ *  rd_kafka_new() */
+bool ks__obs_consumer_conf(ks_stream_thread_t *t,
+                           rd_kafka_conf_t *c,
+                           char *errstr,
+                           size_t errstr_size);
+/** Copies the histograms for readers. Called with t->mlock held. */
+void ks__obs_publish_locked(ks_stream_thread_t *t);
+void ks__obs_fini(ks_stream_thread_t *t);
 
 /* ---- collector.c ---------------------------------------------------------
  */

@@ -251,6 +251,7 @@ static void publish_metrics(ks_stream_thread_t *t) {
                 (uint64_t)ks__reader_remaining(&t->reader);
         pthread_mutex_lock(&t->mlock);
         t->published = m;
+        ks__obs_publish_locked(t);
         pthread_mutex_unlock(&t->mlock);
 }
 
@@ -300,6 +301,7 @@ static ks_error_t *loop_once(ks_stream_thread_t *t) {
          * #4208). */
         if (timeout)
                 wake_fetcher(t);
+        uint64_t us = ks__mono_us();
         for (int i = 0; i < t->batch_size && !t->fatal; i++) {
                 rd_kafka_message_t *m =
                         rd_kafka_consumer_poll(t->consumer, i ? 0 : timeout);
@@ -309,6 +311,7 @@ static ks_error_t *loop_once(ks_stream_thread_t *t) {
                         t->last_input = ks_now_ms();
                 consume(t, m);
         }
+        t->own.poll_time_us += ks__mono_us() - us;
         rd_kafka_poll(t->producer, 0); /* delivery reports */
         ks__thread_purge_results(t);
         /* Restoration between processing slices: a big store does not stop
@@ -316,8 +319,10 @@ static ks_error_t *loop_once(ks_stream_thread_t *t) {
         if (restoring &&
             !(err = ks__reader_step(t, anything_buffered(t) ? 0 : 10)))
                 err = ks__tm_finish_restoration(t);
+        us = ks__mono_us();
         if (!err)
                 err = process(t);
+        t->own.process_time_us += ks__mono_us() - us;
         if (!err && t->collector.fatal) {
                 err                = t->collector.fatal;
                 t->collector.fatal = NULL;
@@ -496,6 +501,7 @@ static rd_kafka_t *make_consumer(ks_stream_thread_t *t,
          * backs off for 1 s (wake_fetcher() says how the loop copes). */
         bool ok =
                 set(c, "client.id", client_id, errstr, errstr_size) &&
+                ks__obs_consumer_conf(t, c, errstr, errstr_size) &&
                 set(c, "auto.offset.reset", "earliest", errstr, errstr_size) &&
                 set(c, "queued.min.messages", "100000", errstr, errstr_size) &&
                 set(c, "queued.max.messages.kbytes", "65536", errstr,
@@ -662,6 +668,7 @@ void ks__stream_thread_destroy(ks_stream_thread_t *t) {
         ks__collector_fini(&t->collector);
         ks_error_destroy(t->fatal);
         free(t->running);
+        ks__obs_fini(t);
         pthread_mutex_destroy(&t->mlock);
         free(t);
 }

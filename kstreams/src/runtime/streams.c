@@ -84,6 +84,7 @@ ks_streams_t *ks_streams_new(const ks_topology_t *topology,
         atomic_init(&s->state_seen, KS_STATE_CREATED);
         pthread_mutex_init(&s->lock, NULL);
         ks__iq_init(&s->iq);
+        atomic_init(&s->http_port, -1);
         return s;
 }
 
@@ -242,6 +243,8 @@ ks_error_t *ks_streams_start(ks_streams_t *s) {
                                     "not CREATED",
                                     ks_state_name(s->state));
         ks_error_t *err = ks__streams_prepare_topics(s);
+        if (!err)
+                err = ks__http_start(s); /* before the consumers' client.id */
         if (err)
                 return err;
         char app_dir[1024];
@@ -280,6 +283,7 @@ ks_error_t *ks_streams_start(ks_streams_t *s) {
         return NULL;
 
 err_threads:
+        ks__http_stop(s);
         for (int i = 0; i < s->thread_cnt; i++)
                 ks__stream_thread_destroy(s->threads[i]);
         free(s->threads);
@@ -327,6 +331,7 @@ ks_error_t *ks_streams_close(ks_streams_t *s, int timeout_ms) {
 void ks_streams_destroy(ks_streams_t *s) {
         if (!s)
                 return;
+        ks__http_stop(s); /* its requests read the threads */
         if (s->threads) {
                 atomic_store(&s->stop, true);
                 for (int i = 0; i < s->thread_cnt; i++) {
@@ -358,25 +363,6 @@ ks_state_t ks_streams_state(const ks_streams_t *s) {
         return st;
 }
 
-void ks__metrics_add_task(ks_streams_metrics_t *out,
-                          const ks_task_metrics_t *m) {
-        out->records_consumed += m->records_consumed;
-        out->records_processed += m->records_processed;
-        out->records_produced += m->records_produced;
-        out->dropped_deserialization += m->dropped_deserialization;
-        out->dropped_processing += m->dropped_processing;
-        out->dropped_production += m->dropped_production;
-        out->dead_lettered += m->dead_lettered;
-        out->punctuations += m->punctuations;
-        out->dropped_late += m->dropped_late;
-        out->dropped_skipped += m->dropped_skipped;
-        out->cache_puts += m->cache_puts;
-        out->cache_flushed += m->cache_flushed;
-        out->enforced_processing += m->enforced_processing;
-}
-
-void ks_streams_metrics(const ks_streams_t *s, ks_streams_metrics_t *out) {
-        memset(out, 0, sizeof(*out));
-        for (int i = 0; i < s->thread_cnt; i++)
-                ks__stream_thread_metrics(s->threads[i], out);
+int ks_streams_http_port(const ks_streams_t *s) {
+        return atomic_load(&((ks_streams_t *)s)->http_port);
 }

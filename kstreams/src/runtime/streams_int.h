@@ -73,6 +73,8 @@ struct ks_streams_s {
         ks_streams_metrics_t closed; /* metrics of tasks already closed */
         atomic_int state_seen;       /* s->state, readable without s->lock */
         ks_iq_t iq;
+        struct ks_http_s *http; /* the HTTP endpoint, or NULL */
+        atomic_int http_port;   /* its port; -1 without one */
 };
 
 /** Moves the instance to @p state and calls the listener (with no lock
@@ -130,6 +132,23 @@ void ks__metrics_add_task(ks_streams_metrics_t *out,
 /** A thread's consumer, a client the instance can ask for metadata from
  *  any thread (unlike its producer, it lives as long as the thread). */
 rd_kafka_t *ks__stream_thread_client(ks_stream_thread_t *t);
+/** One thread's view for the exposition: its metrics, histograms and
+ *  lag, copied under its lock (thread_obs.c). *view's lag array is new:
+ *  free with ks__thread_view_free(). */
+struct ks_thread_view_s;
+ks_err_t ks__stream_thread_view(ks_stream_thread_t *t,
+                                struct ks_thread_view_s *view);
+void ks__thread_view_free(struct ks_thread_view_s *view);
+
+/* ---- the HTTP endpoint (http/): called by streams.c ------------------ */
+
+/** Starts the endpoint if http.listen is set; if application.server is
+ *  not, sets it to the listening address (unless it listens on every
+ *  interface). Before the stream threads exist. */
+ks_error_t *ks__http_start(ks_streams_t *s);
+/** Stops it (waiting for the requests being answered). Accepts none. */
+void ks__http_stop(ks_streams_t *s);
+
 /** The thread's consumer's group member id (free with rd_kafka_mem_free;
  *  NULL before it joined). Safe from any thread. */
 char *ks__stream_thread_member_id(ks_stream_thread_t *t);

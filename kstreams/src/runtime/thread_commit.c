@@ -176,6 +176,7 @@ bool ks__thread_commit(ks_stream_thread_t *t) {
                 uint64_t ms = (uint64_t)(ks_now_ms() - t0);
                 t->own.commits++;
                 t->own.commit_latency_ms_total += ms;
+                ks__hist_observe_ms(&t->obs.commit, (int64_t)ms);
                 if (ms > t->own.commit_latency_ms_max)
                         t->own.commit_latency_ms_max = ms;
                 return true;

@@ -76,7 +76,7 @@ static bool txn_error(ks_stream_thread_t *t,
 }
 
 ks_error_t *ks__txn_init(ks_stream_thread_t *t) {
-        t->txn.timeout_ms = ks__txn_timeout_ms(t->s->conf);
+        t->txn.timeout_ms  = ks__txn_timeout_ms(t->s->conf);
         ks_rate_limit_t rl = {0};
         for (;;) {
                 rd_kafka_error_t *e =
@@ -110,8 +110,7 @@ bool ks__txn_ensure_begun(ks_stream_thread_t *t) {
         rd_kafka_error_t *e = rd_kafka_begin_transaction(t->producer);
         if (e) {
                 ks__txn_fail(t, rd_kafka_error_is_fatal(e),
-                             "begin_transaction: %s",
-                             rd_kafka_error_string(e));
+                             "begin_transaction: %s", rd_kafka_error_string(e));
                 rd_kafka_error_destroy(e);
                 return false;
         }
@@ -121,7 +120,8 @@ bool ks__txn_ensure_begun(ks_stream_thread_t *t) {
 }
 
 static ks_error_t *not_committed(ks_stream_thread_t *t) {
-        return ks_error_new(KS_ERR_KAFKA, "thread %d: transaction not "
+        return ks_error_new(KS_ERR_KAFKA,
+                            "thread %d: transaction not "
                             "committed: %s",
                             t->index,
                             t->txn.cause ? t->txn.cause : "it failed");
@@ -139,8 +139,8 @@ static ks_error_t *commit_txn_op(void *opaque,
         if (!ks__txn_ensure_begun(t))
                 return not_committed(t);
         int64_t deadline =
-                ks_now_ms() + ks__thread_time_left(t, (int)(t->txn.timeout_ms /
-                                                             2));
+                ks_now_ms() +
+                ks__thread_time_left(t, (int)(t->txn.timeout_ms / 2));
         if (cnt) {
                 rd_kafka_topic_partition_list_t *l =
                         ks__thread_offset_list(offsets, cnt);
@@ -150,11 +150,11 @@ static ks_error_t *commit_txn_op(void *opaque,
                 do {
                         int left = (int)(deadline - ks_now_ms());
                         e        = gm ? rd_kafka_send_offsets_to_transaction(
-                                         t->producer, l, gm,
+                                                t->producer, l, gm,
                                          left > 0 ? left : 1)
                                       : rd_kafka_error_new(
-                                         RD_KAFKA_RESP_ERR__STATE,
-                                         "not in the consumer group");
+                                                RD_KAFKA_RESP_ERR__STATE,
+                                                "not in the consumer group");
                 } while (e && txn_error(t, e, "send_offsets_to_transaction",
                                         deadline));
                 rd_kafka_consumer_group_metadata_destroy(gm);
@@ -166,7 +166,7 @@ static ks_error_t *commit_txn_op(void *opaque,
         do {
                 int left = (int)(deadline - ks_now_ms());
                 e        = rd_kafka_commit_transaction(t->producer,
-                                                       left > 0 ? left : 1);
+                                                left > 0 ? left : 1);
         } while (e && txn_error(t, e, "commit_transaction", deadline));
         if (e)
                 return not_committed(t);
@@ -192,7 +192,7 @@ bool ks__txn_abort(ks_stream_thread_t *t) {
         }
         t->collector.purging = true;
         rd_kafka_error_t *e  = rd_kafka_abort_transaction(
-                t->producer, ks__thread_time_left(t, 30000));
+                 t->producer, ks__thread_time_left(t, 30000));
         t->collector.purging = false;
         t->txn.open          = false;
         t->own.transactions_aborted++;
@@ -211,8 +211,8 @@ bool ks__txn_abort(ks_stream_thread_t *t) {
 static ks_error_t *recreate_producer(ks_stream_thread_t *t) {
         char errstr[512];
         int64_t now = ks_now_ms();
-        if (t->txn.recreated_at[0] && now - t->txn.recreated_at[0] <
-                                              FENCE_WINDOW_MS)
+        if (t->txn.recreated_at[0] &&
+            now - t->txn.recreated_at[0] < FENCE_WINDOW_MS)
                 return ks_error_new(
                         KS_ERR_KAFKA,
                         "thread %d: the transactional producer %s was made "

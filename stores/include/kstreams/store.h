@@ -243,6 +243,16 @@ KS_EXPORT ks_error_t *ks_state_env_snapshot(ks_state_env_t *env,
  *  before or after). Accepts NULL. */
 KS_EXPORT void ks_state_snapshot_close(ks_state_snapshot_t *snap);
 /**
+ * The bytes of LMDB pages (branch, leaf, overflow) that store @p store's
+ * databases (its segments, for a window or session store) use in the
+ * snapshot: what the store adds to its environment's file.
+ * @returns NULL with @p *bytes set (0 for a store not in the
+ *          environment), or a new error.
+ */
+KS_EXPORT ks_error_t *ks_state_snapshot_store_bytes(ks_state_snapshot_t *snap,
+                                                    const char *store,
+                                                    uint64_t *bytes);
+/**
  * Looks @p key up in the key-value store @p store.
  * @returns NULL and *found, *value borrowed until the snapshot closes; or a
  *          new error: KS_ERR_NOT_FOUND when the owner has no store of that
