@@ -33,12 +33,12 @@ static ks_topology_t *topology(void) {
         ks_stream_t *words = ks_builder_stream(b, "words", ks_serde_string(),
                                                ks_serde_string());
         ks_stream_to(words, "words-copy", NULL, NULL);
-        ks_grouped_t *g = ks_stream_group_by(words, "by-word", value_as_key,
-                                             NULL, ks_serde_string(),
-                                             ks_serde_string());
-        ks_table_t *wc  = ks_windowed_count(
-                 ks_grouped_windowed_by(g, ks_tumbling_window(1000, 0)),
-                 "word-windows");
+        ks_grouped_t *g =
+                ks_stream_group_by(words, "by-word", value_as_key, NULL,
+                                   ks_serde_string(), ks_serde_string());
+        ks_table_t *wc = ks_windowed_count(
+                ks_grouped_windowed_by(g, ks_tumbling_window(1000, 0)),
+                "word-windows");
         ks_stream_to(ks_table_to_stream(wc, "wc-stream"), "win-counts",
                      ks_serde_windowed(ks_serde_string(), 1000),
                      ks_serde_int64());
@@ -61,8 +61,8 @@ static ks_test_driver_t *driver_on(const ks_topology_t *t) {
         return drv;
 }
 
-static const char *const output_topics[] = {
-        "words-copy", "win-counts", "so-word-windows-changelog"};
+static const char *const output_topics[] = {"words-copy", "win-counts",
+                                            "so-word-windows-changelog"};
 #define OUTPUT_TOPICS 3
 
 /* One line per record: enough to tell any two apart. */
@@ -111,7 +111,7 @@ static void seen_free(void *opaque) {
 }
 
 static void pipe_words(ks_test_driver_t *drv) {
-        static const char *const words[] = {"apple", "pear", "fig", "apple",
+        static const char *const words[] = {"apple", "pear", "fig",  "apple",
                                             "kiwi",  "fig",  "apple"};
         char key[16];
         for (int i = 0; i < 700; i++) {
@@ -125,9 +125,9 @@ START_TEST(streamed_records_are_those_a_keeping_driver_reads) {
         ks_test_driver_t *keep   = driver_on(t);
         ks_test_driver_t *stream = driver_on(t);
         seen_t seen              = {0};
-        seen.jsonl_out = open_memstream(&seen.jsonl, &seen.jsonl_len);
-        ck_assert_int_eq(ks_test_driver_stream_outputs(stream, on_output,
-                                                       &seen, seen_free),
+        seen.jsonl_out           = open_memstream(&seen.jsonl, &seen.jsonl_len);
+        ck_assert_int_eq(ks_test_driver_stream_outputs(stream, on_output, &seen,
+                                                       seen_free),
                          KS_OK);
         pipe_words(keep);
         pipe_words(stream);
@@ -154,14 +154,14 @@ START_TEST(streamed_records_are_those_a_keeping_driver_reads) {
         ck_assert_uint_eq(seen.other, 0);
         /* Processed input and repartition records are not kept either. */
         ck_assert_uint_eq(ks_test_driver_remaining(stream, "words"), 0);
-        ck_assert_uint_eq(ks_test_driver_remaining(stream, "so-by-word-repartition"),
-                          0);
+        ck_assert_uint_eq(
+                ks_test_driver_remaining(stream, "so-by-word-repartition"), 0);
         ck_assert_uint_eq(ks_test_driver_remaining(keep, "words"), 700);
 
         /* write_jsonl writes what dump_jsonl writes, record by record. */
         char *dumped = NULL;
         size_t dumped_len;
-        FILE *f = open_memstream(&dumped, &dumped_len);
+        FILE *f       = open_memstream(&dumped, &dumped_len);
         ks_error_t *e = ks_test_driver_dump_jsonl(keep, "win-counts", f);
         ck_assert_msg(!e, "%s", ks_error_message(e));
         fclose(f);
