@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -491,6 +492,32 @@ static int32_t dump_partitions(FILE *in, const char *topic) {
         return max > 0 ? max : 1;
 }
 
+/* The replay's outputs as the driver writes them: the output and
+ * dead-letter topics' records go to the file at once (the driver keeps
+ * none, so a replay of any length runs in bounded memory); changelog
+ * records are not written. */
+typedef struct replay_out_s {
+        const options_t *o;
+        FILE *out;
+        ks_error_t *err; /* the first write that failed */
+} replay_out_t;
+
+static void replay_output(ks_test_driver_t *drv,
+                          const ks_test_record_t *rec,
+                          void *opaque) {
+        replay_out_t *ro = opaque;
+        if (ro->err || (strcmp(rec->topic, ro->o->job.output_topic) &&
+                        strcmp(rec->topic, ro->o->dlq_topic)))
+                return;
+        ro->err = ks_test_driver_write_jsonl(drv, rec, ro->out);
+}
+
+/* The process's peak resident set so far, in MiB. */
+static double peak_rss_mib(void) {
+        struct rusage ru;
+        return getrusage(RUSAGE_SELF, &ru) ? 0.0 : (double)ru.ru_maxrss / 1024;
+}
+
 static int replay_app(const options_t *o, app_t *a, FILE *in, FILE *out) {
         char errstr[512];
         ks_conf_t *conf = app_conf(o, a);
@@ -503,11 +530,15 @@ static int replay_app(const options_t *o, app_t *a, FILE *in, FILE *out) {
                 fprintf(stderr, "kstreams-app: %s: %s\n", a->label, errstr);
                 return 1;
         }
-        int rc     = 1;
-        size_t cnt = 0;
-        ks_err_t e = ks_test_driver_create_topic(
-                drv, o->job.input_topic,
-                dump_partitions(in, o->job.input_topic));
+        int rc          = 1;
+        size_t cnt      = 0;
+        replay_out_t ro = {o, out, NULL};
+        ks_err_t e =
+                ks_test_driver_stream_outputs(drv, replay_output, &ro, NULL);
+        if (!e)
+                e = ks_test_driver_create_topic(
+                        drv, o->job.input_topic,
+                        dump_partitions(in, o->job.input_topic));
         ks_error_t *err =
                 e ? ks_error_new(e, "cannot create %s", o->job.input_topic)
                   : ks_test_driver_replay_jsonl(drv, in, o->job.input_topic,
@@ -515,34 +546,32 @@ static int replay_app(const options_t *o, app_t *a, FILE *in, FILE *out) {
         size_t closed = 0;
         if (!err && o->replay_close)
                 err = ks_test_driver_close_windows(drv, &closed);
+        if (!err && ro.err) {
+                err    = ro.err;
+                ro.err = NULL;
+        }
+        if (!err && fflush(out))
+                err = ks_error_new(KS_ERR_IO, "cannot write the output: %s",
+                                   strerror(errno));
         if (err) {
                 fprintf(stderr, "kstreams-app: %s: replay: %s\n", a->label,
                         ks_error_message(err));
                 ks_error_destroy(err);
                 goto out;
         }
-        const char *topics[] = {o->job.output_topic, o->dlq_topic};
-        for (size_t i = 0; i < 2; i++) {
-                if (ks_test_driver_partitions(drv, topics[i]) < 0)
-                        continue; /* nothing was written to it */
-                if ((err = ks_test_driver_dump_jsonl(drv, topics[i], out))) {
-                        fprintf(stderr, "kstreams-app: %s: %s\n", a->label,
-                                ks_error_message(err));
-                        ks_error_destroy(err);
-                        goto out;
-                }
-        }
         fprintf(stderr,
                 "[%s] replayed %zu records: results %" PRIu64
                 ", dead-lettered %" PRIu64 ", deduplicated %" PRIu64
-                ", late %" PRIu64 "%s\n",
+                ", late %" PRIu64 "%s; peak RSS %.1f MiB\n",
                 a->label, cnt, (uint64_t)atomic_load(&a->stats.emitted),
                 ks_test_driver_metric(drv, "dead-lettered"),
                 (uint64_t)atomic_load(&a->stats.deduplicated),
                 ks_test_driver_metric(drv, "dropped-late"),
-                o->replay_close ? " (all windows closed at the end)" : "");
+                o->replay_close ? " (all windows closed at the end)" : "",
+                peak_rss_mib());
         rc = 0;
 out:
+        ks_error_destroy(ro.err);
         ks_test_driver_destroy(drv);
         rewind(in);
         return rc;

@@ -10,19 +10,26 @@
 #    with the run's id, and tables in a schema of its own, dropped at the
 #    end).
 # 2. Produces KS_DEMO_EVENTS (default 300000) seeded user-events with
-#    kstreams-producer (one partition; 1% malformed, 1% duplicates; event
-#    times over the 50 minutes that ended 50 minutes ago), then 12 closing
-#    events 40 minutes after the last one, one per event type and
-#    currency: they move stream time past every window and session, so
-#    every result is emitted (theirs stay open and are not shown).
+#    kstreams-producer (6 partitions; 1% malformed, 1% duplicates; event
+#    times over the 50 minutes that ended 100 minutes ago).
 # 3. Runs kstreams-app --job event-count,revenue,sessions (at-least-once,
-#    --postgres) until each job has read every record and committed all of
-#    it (its statistics line: in = records produced, lag 0, repartition
-#    topics included), then stops it with SIGTERM.
-# 4. Prints the results read back from event-analytics (kcat,
+#    --postgres, --grace 60m) until each job has read every record and
+#    committed all of it (its statistics line: in = records produced, lag
+#    0, repartition topics included). The grace covers the backlog's
+#    50 minutes: the 6 partitions are read at their own paces, so the
+#    repartition topics get event times up to the whole span out of order,
+#    and a shorter grace drops some as late (24% with 10 s).
+# 4. Then produces 12 closing events, one per event type and currency, to
+#    each partition, 70 minutes after the last event (more than window or
+#    session gap plus grace): they move every task's stream time past every
+#    window and session, so every result is emitted (theirs stay open and
+#    are not shown). Produced before the backlog is processed they could
+#    run ahead of it. Waits for them the same way, checks that no job
+#    dropped a record as late, and stops the jobs with SIGTERM.
+# 5. Prints the results read back from event-analytics (kcat,
 #    isolation.level=read_committed) and from PostgreSQL (psql), and checks
 #    that both hold the same windows.
-# 5. Stops what it started, on success, failure or Ctrl-C.
+# 6. Stops what it started, on success, failure or Ctrl-C.
 #
 # Environment:
 #   KS_BOOTSTRAP, KS_PG_DSN   use these services instead of starting them
@@ -128,17 +135,18 @@ q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$KS_PG_DSN" "$@"; }
 
 # ---- events -----------------------------------------------------------------
 step=10 # ms between events: 300000 events span 50 minutes
-start_ms=$((($(date +%s) - 100 * 60) / 60 * 60 * 1000))
+partitions=6
+start_ms=$((($(date +%s) - 150 * 60) / 60 * 60 * 1000))
 start=$(date -u -d "@$((start_ms / 1000))" +%Y-%m-%dT%H:%M:%S.000Z)
 say "producing $EVENTS events (seed $SEED, from $start, one every ${step} ms) to $in"
-"$PRODUCER" --bootstrap-servers "$KS_BOOTSTRAP" --topic "$in" --partitions 1 \
+"$PRODUCER" --bootstrap-servers "$KS_BOOTSTRAP" --topic "$in" --partitions "$partitions" \
         --count "$EVENTS" --users 2000 --seed "$SEED" --start-time "$start" \
         --time-step "$step" --malformed-rate 0.01 --duplicate-rate 0.01 ||
         die "kstreams-producer failed"
-# The closing events: 40 minutes after the last event, more than the window
-# plus grace and the session gap plus grace. One input partition, so they
-# reach each repartition topic after everything else: nothing becomes late.
-close_ms=$((start_ms + EVENTS * step + 40 * 60 * 1000))
+# The closing events: 70 minutes after the last event, more than the window
+# plus grace and the session gap plus grace; produced once the jobs have
+# processed everything else, so they reach each repartition topic last.
+close_ms=$((start_ms + EVENTS * step + 70 * 60 * 1000))
 close_iso=$(date -u -d "@$((close_ms / 1000))" +%Y-%m-%dT%H:%M:%S.000Z)
 closing_events() {
         local i=0 t type currency
@@ -152,16 +160,13 @@ closing_events() {
         done
 }
 closing_events >"$tmp/closers"
-closers=$(wc -l <"$tmp/closers")
-kcat -P -b "$KS_BOOTSTRAP" -t "$in" -K '|' -z lz4 <"$tmp/closers" ||
-        die "kcat could not produce the closing events"
-total=$((EVENTS + closers))
-say "produced $EVENTS events + $closers closing events at $close_iso"
+closers=$(($(wc -l <"$tmp/closers") * partitions))
+say "produced $EVENTS events in $partitions partitions"
 
 # ---- the jobs -----------------------------------------------------------------
 "$APP" --job event-count,revenue,sessions --bootstrap-servers "$KS_BOOTSTRAP" \
         --application-id-prefix "$run" --input-topic "$in" --output-topic "$out" \
-        --dlq-topic "$dlq" --session-gap 5m --commit-interval 1000 \
+        --dlq-topic "$dlq" --session-gap 5m --grace 60m --commit-interval 1000 \
         --stats-interval 1s --state-dir "$tmp/state" --postgres "$KS_PG_DSN" \
         2>"$tmp/app.log" &
 app_pid=$!
@@ -172,32 +177,49 @@ job_stats() {
                 sed -E 's/.* in ([0-9]+) .* windows ([0-9]+)  lag ([0-9?]+) .*/\1 \3 \2/'
 }
 deadline=$((SECONDS + TIMEOUT))
-while :; do
-        kill -0 "$app_pid" 2>/dev/null || { wait "$app_pid" || true; app_pid=; die "kstreams-app exited early"; }
-        done_jobs=0 progress=
-        for job in event-count revenue sessions; do
-                read -r seen lag windows <<<"$(job_stats "$job")" || true
-                progress+=" $job ${seen:-0}/$total (lag ${lag:-?}, ${windows:-0} windows)"
-                [[ ${seen:-0} -ge $total && ${lag:-} == 0 ]] && done_jobs=$((done_jobs + 1))
+# wait_all TOTAL: until every job has read TOTAL records and committed them.
+wait_all() {
+        local total=$1 done_jobs job seen lag windows progress
+        while :; do
+                kill -0 "$app_pid" 2>/dev/null || { wait "$app_pid" || true; app_pid=; die "kstreams-app exited early"; }
+                done_jobs=0 progress=
+                for job in event-count revenue sessions; do
+                        read -r seen lag windows <<<"$(job_stats "$job")" || true
+                        progress+=" $job ${seen:-0}/$total (lag ${lag:-?}, ${windows:-0} windows)"
+                        [[ ${seen:-0} -ge $total && ${lag:-} == 0 ]] && done_jobs=$((done_jobs + 1))
+                done
+                # One line redrawn on a terminal; a new line per change in a log.
+                if [[ -t 2 ]]; then
+                        printf '\rdemo: processing:%s ' "$progress" >&2
+                elif [[ $progress != "${last_progress:-}" ]]; then
+                        echo "demo: processing:$progress" >&2
+                        last_progress=$progress
+                fi
+                ((done_jobs == 3)) && break
+                ((SECONDS < deadline)) || die "the jobs did not finish within $TIMEOUT s (KS_DEMO_TIMEOUT)"
+                sleep 0.5
         done
-        # One line redrawn on a terminal; a new line per change in a log.
-        if [[ -t 2 ]]; then
-                printf '\rdemo: processing:%s ' "$progress" >&2
-        elif [[ $progress != "${last_progress:-}" ]]; then
-                echo "demo: processing:$progress" >&2
-                last_progress=$progress
-        fi
-        ((done_jobs == 3)) && break
-        ((SECONDS < deadline)) || die "the jobs did not finish within $TIMEOUT s (KS_DEMO_TIMEOUT)"
-        sleep 0.5
+        [[ -t 2 ]] && printf '\n' >&2
+        return 0
+}
+wait_all "$EVENTS"
+for ((p = 0; p < partitions; p++)); do
+        kcat -P -b "$KS_BOOTSTRAP" -t "$in" -p "$p" -K '|' -z lz4 <"$tmp/closers" ||
+                die "kcat could not produce the closing events"
 done
-[[ -t 2 ]] && printf '\n' >&2
+total=$((EVENTS + closers))
+say "processed; produced $closers closing events at $close_iso ($((closers / partitions)) per partition)"
+wait_all "$total"
+late=$(for job in event-count revenue sessions; do
+        grep "^\[$job\] RUNNING " "$tmp/app.log" | tail -n 1 | sed -E 's/.*  late ([0-9]+) .*/\1/'
+done | paste -sd+ | bc)
+((late == 0)) || die "$late records were dropped as late"
 kill -TERM "$app_pid"
 rc=0
 wait "$app_pid" || rc=$?
 app_pid=
 ((rc == 0)) || die "kstreams-app exited with $rc after SIGTERM"
-say "all three jobs (at-least-once) read and committed all $total records in $((SECONDS - t0)) s since the start; stopped them"
+say "all three jobs (at-least-once) read and committed all $total records, none late, in $((SECONDS - t0)) s since the start; stopped them"
 
 # ---- results ----------------------------------------------------------------------
 kcat -C -J -e -q -o beginning -b "$KS_BOOTSTRAP" -t "$out" \

@@ -6,6 +6,9 @@
 #                          127.0.0.1:<free port>, create database kstreams,
 #                          apply schema.sql; prints KS_PG_DSN=postgresql://...
 #   pg.sh down [NAME]      stop it and delete its data
+#   pg.sh stop [NAME]      stop it and keep its data (an outage: clients
+#                          lose their connections and cannot reconnect)
+#   pg.sh start [NAME]     start a stopped one again, same data and port
 #   pg.sh status [NAME]    exit 0 and print KS_PG_DSN if it runs, 3 if not
 #   pg.sh schema [NAME]    apply schema.sql (again: it is idempotent)
 #   pg.sh psql [NAME] [-- PSQL_ARGS...]   open psql on it
@@ -83,6 +86,15 @@ apply_schema() {
         fi
 }
 
+# pg_start BINDIR HOME PORT: the postmaster, as `up` and `start` run it.
+# fsync off: an ephemeral test cluster, never worth a disk flush.
+pg_start() {
+        local bindir=$1 home=$2 port=$3
+        as_owner "$bindir/pg_ctl" -D "$home/data" -l "$home/postgres.log" \
+                -w -t 60 -o "-c listen_addresses=127.0.0.1 -p $port -k $home/sock -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=64MB" \
+                start
+}
+
 cmd_up() {
         local name=${1:-default}
         check_name "$name"
@@ -117,10 +129,7 @@ cmd_up() {
         fi
         for attempt in 1 2 3; do
                 free_port port
-                # fsync off: an ephemeral test cluster, never worth a disk flush.
-                if as_owner "$bindir/pg_ctl" -D "$home/data" -l "$home/postgres.log" \
-                        -w -t 60 -o "-c listen_addresses=127.0.0.1 -p $port -k $home/sock -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=64MB" \
-                        start >"$dir/pg_ctl.log" 2>&1; then
+                if pg_start "$bindir" "$home" "$port" >"$dir/pg_ctl.log" 2>&1; then
                         break
                 fi
                 if grep -q 'could not bind\|already in use' "$home/postgres.log" 2>/dev/null &&
@@ -159,25 +168,57 @@ cmd_down() {
                 return 0
         fi
         home=$(cat "$dir/home" 2>/dev/null || echo "$dir")
-        if [[ -f $home/data/postmaster.pid ]]; then
-                local pid
-                pid=$(head -n1 "$home/data/postmaster.pid")
-                as_owner "$(pg_bindir)/pg_ctl" -D "$home/data" -m fast -w -t 30 stop \
-                        >/dev/null 2>&1 || true
-                # pg_ctl returns once postmaster.pid is gone, a moment before
-                # the process itself.
-                local i
-                for ((i = 0; i < 50; i++)); do
-                        pid_alive "$pid" || break
-                        sleep 0.1
-                done
-                if pid_alive "$pid"; then
-                        log "postmaster $pid still running after pg_ctl stop, killing it"
-                        kill -KILL "$pid" 2>/dev/null || true
-                fi
-        fi
+        stop_postmaster "$home"
         rm -rf "$home" "$dir"
         log "stopped '$name'"
+}
+
+# stop_postmaster HOME: its postmaster stops; the data stays.
+stop_postmaster() {
+        local home=$1 pid i
+        [[ -f $home/data/postmaster.pid ]] || return 0
+        pid=$(head -n1 "$home/data/postmaster.pid")
+        as_owner "$(pg_bindir)/pg_ctl" -D "$home/data" -m fast -w -t 30 stop \
+                >/dev/null 2>&1 || true
+        # pg_ctl returns once postmaster.pid is gone, a moment before the
+        # process itself.
+        for ((i = 0; i < 50; i++)); do
+                pid_alive "$pid" || break
+                sleep 0.1
+        done
+        if pid_alive "$pid"; then
+                log "postmaster $pid still running after pg_ctl stop, killing it"
+                kill -KILL "$pid" 2>/dev/null || true
+        fi
+}
+
+cmd_stop() {
+        local name=${1:-default} dir
+        check_name "$name"
+        [[ -z ${KS_PG_DSN:-} ]] || die "KS_PG_DSN is set: not ours to stop"
+        dir=$(instance_dir "$name")
+        [[ -f $dir/env ]] || die "'$name' does not exist (pg.sh up $name)"
+        stop_postmaster "$(cat "$dir/home")"
+        log "stopped '$name' (data kept: pg.sh start $name)"
+}
+
+cmd_start() {
+        local name=${1:-default} dir home dsn port
+        check_name "$name"
+        [[ -z ${KS_PG_DSN:-} ]] || die "KS_PG_DSN is set: not ours to start"
+        dir=$(instance_dir "$name")
+        [[ -f $dir/env ]] || die "'$name' does not exist (pg.sh up $name)"
+        if cmd_status "$name" >/dev/null 2>&1; then
+                log "'$name' is already running"
+                return 0
+        fi
+        home=$(cat "$dir/home")
+        dsn=$(cat "$dir/env")
+        port=${dsn##*:}
+        port=${port%%/*}
+        pg_start "$(pg_bindir)" "$home" "$port" >"$dir/pg_ctl.log" 2>&1 ||
+                die "pg_ctl start failed on port $port (log: $home/postgres.log)"
+        log "started '$name' again on 127.0.0.1:$port"
 }
 
 cmd_status() {
@@ -231,6 +272,8 @@ main() {
         case $cmd in
         up) cmd_up "$@" ;;
         down) cmd_down "$@" ;;
+        stop) cmd_stop "$@" ;;
+        start) cmd_start "$@" ;;
         status) cmd_status "$@" ;;
         schema) cmd_schema "$@" ;;
         psql) cmd_psql "$@" ;;

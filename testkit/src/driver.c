@@ -58,22 +58,23 @@ static ks_test_record_t *record_new(const char *topic,
                                     ks_bytes_t value,
                                     const ks_header_t *headers,
                                     size_t header_cnt) {
-        size_t size = sizeof(ks_test_record_t) +
-                      header_cnt * sizeof(ks_header_t) + key.len + value.len +
-                      2;
+        size_t size = sizeof(drv_record_t) + header_cnt * sizeof(ks_header_t) +
+                      key.len + value.len + 2;
         for (size_t i = 0; i < header_cnt; i++)
                 size += strlen(headers[i].name) + 1 + headers[i].value.len + 1;
-        ks_test_record_t *r = malloc(size);
-        if (!r)
+        drv_record_t *dr = malloc(size);
+        if (!dr)
                 return NULL;
-        ks_header_t *h = (ks_header_t *)(r + 1);
-        char *p        = (char *)(h + header_cnt);
-        r->topic       = topic;
-        r->partition   = partition;
-        r->offset      = offset;
-        r->timestamp   = ts;
-        r->headers     = h;
-        r->header_cnt  = header_cnt;
+        dr->task_refs       = 0;
+        ks_test_record_t *r = &dr->rec;
+        ks_header_t *h      = (ks_header_t *)(dr + 1);
+        char *p             = (char *)(h + header_cnt);
+        r->topic            = topic;
+        r->partition        = partition;
+        r->offset           = offset;
+        r->timestamp        = ts;
+        r->headers          = h;
+        r->header_cnt       = header_cnt;
         for (size_t i = 0; i < header_cnt; i++) {
                 size_t nl = strlen(headers[i].name);
                 memcpy(p, headers[i].name, nl + 1);
@@ -162,6 +163,72 @@ static ks_task_t *task_for(ks_test_driver_t *drv, int sub, int32_t partition) {
         return NULL;
 }
 
+static bool topic_read_by_tasks(ks_test_driver_t *drv,
+                                const char *topic,
+                                int32_t partition) {
+        for (int s = 0; s < drv->topology->subtopology_cnt; s++) {
+                ks_task_t *task = task_for(drv, s, partition);
+                if (task && ks__task_reads(task, topic))
+                        return true;
+        }
+        return false;
+}
+
+/* append() when outputs are streamed (the driver has started: pipes
+ * start it before they append): a record no task reads goes to the
+ * callback from the caller's bytes, with no copy; one that tasks read is
+ * copied and freed by the last task's release. */
+static ks_err_t append_streamed(ks_test_driver_t *drv,
+                                drv_topic_t *t,
+                                int32_t partition,
+                                ks_bytes_t key,
+                                ks_bytes_t value,
+                                int64_t ts,
+                                const ks_header_t *headers,
+                                size_t header_cnt,
+                                char *errstr,
+                                size_t errstr_size) {
+        int64_t offset = t->next_offset[partition];
+        if (!topic_read_by_tasks(drv, t->name, partition)) {
+                ks_test_record_t r = {t->name, partition, offset,  ts,
+                                      key,     value,     headers, header_cnt};
+                t->next_offset[partition]++;
+                drv->output_fn(drv, &r, drv->output_opaque);
+                return KS_OK;
+        }
+        drv_record_t *dr =
+                (drv_record_t *)record_new(t->name, partition, offset, ts, key,
+                                           value, headers, header_cnt);
+        if (!dr) {
+                snprintf(errstr, errstr_size, "topic %s: out of memory",
+                         t->name);
+                return KS_ERR_NOMEM;
+        }
+        t->next_offset[partition]++;
+        ks_test_record_t *r = &dr->rec;
+        ks_raw_record_t raw = {r->topic,     r->partition,  r->offset,
+                               r->timestamp, r->key,        r->value,
+                               r->headers,   r->header_cnt, dr};
+        ks_err_t err        = KS_OK;
+        int held            = 0;
+        for (int s = 0; !err && s < drv->topology->subtopology_cnt; s++) {
+                ks_task_t *task = task_for(drv, s, partition);
+                if (!task || !ks__task_reads(task, t->name))
+                        continue;
+                if ((err = ks__task_enqueue(task, &raw)))
+                        snprintf(errstr, errstr_size, "task %s: %s",
+                                 ks__task_id(task), ks_err2str(err));
+                else
+                        held++;
+        }
+        /* Tasks release records only when they process them, after this
+         * returns: counting now is in time. */
+        dr->task_refs = held;
+        if (!held)
+                free(dr);
+        return err;
+}
+
 /* Appends to a topic and hands the record to the task reading it. */
 static ks_err_t append(ks_test_driver_t *drv,
                        drv_topic_t *t,
@@ -183,6 +250,10 @@ static ks_err_t append(ks_test_driver_t *drv,
                          t->name, t->partitions, partition);
                 return KS_ERR_INVALID_ARG;
         }
+        if (drv->output_fn)
+                return append_streamed(drv, t, partition, key, value, ts,
+                                       headers, header_cnt, errstr,
+                                       errstr_size);
         if (t->cnt == t->cap) {
                 size_t cap           = t->cap ? t->cap * 2 : 64;
                 ks_test_record_t **r = realloc(t->records, cap * sizeof(*r));
@@ -246,6 +317,15 @@ static ks_err_t collector_send(void *opaque,
         return err;
 }
 
+/* A task is done with a record (handles are set only when outputs are
+ * streamed): the last one frees it. */
+static void collector_release(void *opaque, void *handle) {
+        drv_record_t *dr = handle;
+        (void)opaque;
+        if (dr && --dr->task_refs == 0)
+                free(dr);
+}
+
 static int32_t collector_partitions(void *opaque, const char *topic) {
         drv_topic_t *t = topic_get(opaque, topic);
         return t ? t->partitions : -1;
@@ -285,6 +365,7 @@ ks_test_driver_t *ks_test_driver_new(const ks_topology_t *topology,
         drv->collector.send            = collector_send;
         drv->collector.partition_count = collector_partitions;
         drv->collector.wall_clock      = collector_clock;
+        drv->collector.release         = collector_release;
         drv->collector.opaque          = drv;
         return drv;
 
@@ -315,6 +396,8 @@ void ks_test_driver_destroy(ks_test_driver_t *drv) {
                 free(t->name);
         }
         free(drv->topics);
+        if (drv->output_opaque_free)
+                drv->output_opaque_free(drv->output_opaque);
         ks_conf_destroy(drv->conf);
         free(drv);
 }
@@ -575,6 +658,20 @@ ks_error_t *ks_test_driver_commit(ks_test_driver_t *drv) {
                         err = run_until_idle(drv);
         }
         return err;
+}
+
+ks_err_t ks_test_driver_stream_outputs(ks_test_driver_t *drv,
+                                       ks_test_output_fn *fn,
+                                       void *opaque,
+                                       void (*opaque_free)(void *opaque)) {
+        if (!fn)
+                return KS_ERR_INVALID_ARG;
+        if (drv->started || drv->output_fn)
+                return KS_ERR_STATE;
+        drv->output_fn          = fn;
+        drv->output_opaque      = opaque;
+        drv->output_opaque_free = opaque_free;
+        return KS_OK;
 }
 
 ks_err_t ks_test_driver_use_memory_stores(ks_test_driver_t *drv, bool memory) {

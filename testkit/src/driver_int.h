@@ -6,6 +6,14 @@
 #include "record_cache.h"
 #include "task_int.h"
 
+/* A record as the driver allocates it: the public struct first (so the
+ * pointer frees the whole block), then, when outputs are streamed, how
+ * many tasks still hold it in their queues. */
+typedef struct drv_record_s {
+        ks_test_record_t rec;
+        int task_refs;
+} drv_record_t;
+
 typedef struct drv_topic_s {
         char *name;
         int32_t partitions;
@@ -38,6 +46,12 @@ struct ks_test_driver_s {
         bool memory_stores;
         char *state_dir;
         uint64_t commits;
+        /* ks_test_driver_stream_outputs(): records of topics no task reads
+         * go to output_fn and are not kept; those tasks read are freed
+         * once every task reading them has processed them. */
+        ks_test_output_fn *output_fn;
+        void *output_opaque;
+        void (*output_opaque_free)(void *opaque);
 };
 
 drv_topic_t *ks__drv_topic(const ks_test_driver_t *drv, const char *name);

@@ -390,6 +390,47 @@ static json_t *record_json(const ks_test_record_t *r,
         return o;
 }
 
+/* One record as a line; the error names it. */
+static ks_error_t *write_line(const ks_test_record_t *r,
+                              ks_window_layout_t layout,
+                              int64_t window_size,
+                              FILE *out) {
+        json_t *o = record_json(r, layout, window_size);
+        char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(o);
+        if (!s)
+                return ks_error_new(KS_ERR_NOMEM,
+                                    "dump: out of memory writing %s "
+                                    "partition %" PRId32 " offset %" PRId64,
+                                    r->topic, r->partition, r->offset);
+        bool written = fputs(s, out) >= 0 && fputc('\n', out) != EOF;
+        free(s);
+        if (!written)
+                return ks_error_new(KS_ERR_IO,
+                                    "dump: cannot write %s partition %" PRId32
+                                    " offset %" PRId64 ": %s",
+                                    r->topic, r->partition, r->offset,
+                                    strerror(errno));
+        return NULL;
+}
+
+static ks_window_layout_t topic_layout(const ks_test_driver_t *drv,
+                                       const char *topic,
+                                       int64_t *window_size) {
+        *window_size = 0;
+        return ks__serde_window_layout(
+                ks__sink_key_serde(drv->topology, drv->application_id, topic),
+                window_size);
+}
+
+ks_error_t *ks_test_driver_write_jsonl(const ks_test_driver_t *drv,
+                                       const ks_test_record_t *rec,
+                                       FILE *out) {
+        int64_t window_size;
+        ks_window_layout_t layout = topic_layout(drv, rec->topic, &window_size);
+        return write_line(rec, layout, window_size, out);
+}
+
 ks_error_t *ks_test_driver_dump_jsonl(const ks_test_driver_t *drv,
                                       const char *topic,
                                       FILE *out) {
@@ -397,31 +438,13 @@ ks_error_t *ks_test_driver_dump_jsonl(const ks_test_driver_t *drv,
         if (!t)
                 return ks_error_new(KS_ERR_NOT_FOUND,
                                     "dump: no topic %s in the driver", topic);
-        int64_t window_size       = 0;
-        ks_window_layout_t layout = ks__serde_window_layout(
-                ks__sink_key_serde(drv->topology, drv->application_id, topic),
-                &window_size);
+        int64_t window_size;
+        ks_window_layout_t layout = topic_layout(drv, topic, &window_size);
         for (size_t i = 0; i < t->cnt; i++) {
-                const ks_test_record_t *r = t->records[i];
-                json_t *o                 = record_json(r, layout, window_size);
-                char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER)
-                            : NULL;
-                json_decref(o);
-                if (!s)
-                        return ks_error_new(KS_ERR_NOMEM,
-                                            "dump: out of memory writing %s "
-                                            "partition %" PRId32
-                                            " offset %" PRId64,
-                                            topic, r->partition, r->offset);
-                bool written = fputs(s, out) >= 0 && fputc('\n', out) != EOF;
-                free(s);
-                if (!written)
-                        return ks_error_new(
-                                KS_ERR_IO,
-                                "dump: cannot write %s partition %" PRId32
-                                " offset %" PRId64 ": %s",
-                                topic, r->partition, r->offset,
-                                strerror(errno));
+                ks_error_t *err =
+                        write_line(t->records[i], layout, window_size, out);
+                if (err)
+                        return err;
         }
         /* A buffered stream fails here: name the last record given to it. */
         if (fflush(out) && t->cnt) {

@@ -15,6 +15,9 @@
  * - Processing is synchronous: when a pipe returns, the record and all it
  *   caused (repartition hops included) have been processed.
  * - Records read back are borrowed, valid until the driver is destroyed.
+ * - The driver keeps every record of every topic until it is destroyed,
+ *   unless ks_test_driver_stream_outputs() was called: then it keeps none
+ *   longer than needed, for replays of any length in bounded memory.
  * - The wall clock starts at 0 and moves only with
  *   ks_test_driver_advance_wall_clock(), so tests are deterministic.
  */
@@ -222,6 +225,59 @@ KS_EXPORT ks_error_t *ks_test_driver_replay_jsonl(ks_test_driver_t *drv,
 KS_EXPORT ks_error_t *ks_test_driver_dump_jsonl(const ks_test_driver_t *drv,
                                                 const char *topic,
                                                 FILE *out);
+
+/**
+ * @brief A record written to a topic no task reads, as it is written.
+ * @param rec  borrowed, valid during the call only (bytes and headers too).
+ * @remark Runs synchronously inside the driver call that caused the write
+ *         (a pipe, a replay, a commit, a wall-clock advance, a close of the
+ *         windows); it must not call the driver, except
+ *         ks_test_driver_write_jsonl().
+ */
+typedef void ks_test_output_fn(ks_test_driver_t *drv,
+                               const ks_test_record_t *rec,
+                               void *opaque);
+
+/**
+ * @brief Streams outputs instead of keeping them: bounded memory for long
+ *        replays.
+ *
+ * From this call on:
+ * - every record written to a topic that no task reads (the sinks' topics,
+ *   the dead-letter topic, the changelogs) is handed to @p fn when it is
+ *   written, and not kept: ks_test_driver_read() and
+ *   ks_test_driver_remaining() see none, ks_test_driver_dump_jsonl() writes
+ *   none (offsets still count per partition);
+ * - a record of a topic that tasks read (a source or repartition topic) is
+ *   freed as soon as every task that reads it has processed it.
+ * So the driver holds no record longer than its processing: what a replay
+ * keeps is its state (stores, record caches, suppression buffers).
+ * @param fn           called for each such record; not NULL.
+ * @param opaque       passed to @p fn.
+ * @param opaque_free  (may be NULL) called on @p opaque when the driver is
+ *                     destroyed. If the call fails, neither is ever called.
+ * @returns KS_OK; KS_ERR_INVALID_ARG if @p fn is NULL; KS_ERR_STATE once
+ *          the driver runs its tasks (the first pipe, commit, wall-clock
+ *          advance or store query: records kept by then would be neither
+ *          streamed nor freed) or when outputs are streamed already.
+ */
+KS_EXPORT ks_err_t
+ks_test_driver_stream_outputs(ks_test_driver_t *drv,
+                              ks_test_output_fn *fn,
+                              void *opaque,
+                              void (*opaque_free)(void *opaque));
+
+/**
+ * @brief Writes one record as a line of ks_test_driver_dump_jsonl()'s
+ *        format (the same fields, windowed keys decoded by the serde of the
+ *        sink that writes its topic), for ks_test_output_fn callbacks.
+ * @returns NULL, or a new error naming the record (free with
+ *          ks_error_destroy()): KS_ERR_NOMEM, or KS_ERR_IO when @p out
+ *          fails. The line may stay in @p out's buffer: fflush() it.
+ */
+KS_EXPORT ks_error_t *ks_test_driver_write_jsonl(const ks_test_driver_t *drv,
+                                                 const ks_test_record_t *rec,
+                                                 FILE *out);
 
 /**
  * @brief Closes every window: the end of input for windowed results.
