@@ -12,7 +12,7 @@
 # 2. Produces KS_DEMO_EVENTS (default 300000) seeded user-events with
 #    kstreams-producer (6 partitions; 1% malformed, 1% duplicates; event
 #    times over the 50 minutes that ended 100 minutes ago).
-# 3. Runs kstreams-app --job event-count,revenue,sessions (at-least-once,
+# 3. Runs kstreams-app --job event-count,revenue,sessions (exactly-once,
 #    --postgres, --grace 60m) until each job has read every record and
 #    committed all of it (its statistics line: in = records produced, lag
 #    0, repartition topics included). The grace covers the backlog's
@@ -167,7 +167,7 @@ say "produced $EVENTS events in $partitions partitions"
 "$APP" --job event-count,revenue,sessions --bootstrap-servers "$KS_BOOTSTRAP" \
         --application-id-prefix "$run" --input-topic "$in" --output-topic "$out" \
         --dlq-topic "$dlq" --session-gap 5m --grace 60m --commit-interval 1000 \
-        --stats-interval 1s --state-dir "$tmp/state" --postgres "$KS_PG_DSN" \
+        --processing-guarantee exactly_once_v2 --stats-interval 1s --state-dir "$tmp/state" --postgres "$KS_PG_DSN" \
         2>"$tmp/app.log" &
 app_pid=$!
 
@@ -219,7 +219,7 @@ rc=0
 wait "$app_pid" || rc=$?
 app_pid=
 ((rc == 0)) || die "kstreams-app exited with $rc after SIGTERM"
-say "all three jobs (at-least-once) read and committed all $total records, none late, in $((SECONDS - t0)) s since the start; stopped them"
+say "all three jobs (exactly-once) read and committed all $total records, none late, in $((SECONDS - t0)) s since the start; stopped them"
 
 # ---- results ----------------------------------------------------------------------
 kcat -C -J -e -q -o beginning -b "$KS_BOOTSTRAP" -t "$out" \

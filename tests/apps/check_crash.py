@@ -2,7 +2,11 @@
 """Checks the results of kstreams-app after crashes against expected.py's,
 by what at-least-once promises (tests/system/test_apps_crash.sh says why).
 
-  check_crash.py WANT ROWS TOPIC.jsonl WANT_DLQ DLQ.jsonl JOBS
+  check_crash.py [--exact] WANT ROWS TOPIC.jsonl WANT_DLQ DLQ.jsonl JOBS
+
+--exact (exactly_once_v2): every row and every record of the topic equals
+its expected value, each result is in the topic exactly once, and each
+invalid event is dead-lettered exactly JOBS times.
 
 WANT: expected.py's results (JSON values, one a line) of the three jobs;
 ROWS: the tables' rows as the same JSON values; TOPIC.jsonl, DLQ.jsonl:
@@ -70,7 +74,11 @@ def check(what, want, got, problems):
 
 
 def main():
-    want_f, rows_f, out_f, want_dlq_f, dlq_f, jobs = sys.argv[1:7]
+    args = sys.argv[1:]
+    exact = bool(args) and args[0] == "--exact"
+    if exact:
+        args = args[1:]
+    want_f, rows_f, out_f, want_dlq_f, dlq_f, jobs = args[:6]
     jobs = int(jobs)
     problems = []
     want = {}
@@ -96,12 +104,20 @@ def main():
         topic[ident(v)].append(v)
     topic_over = check("event-analytics", want, topic, problems)
     records = sum(len(vs) for vs in topic.values())
+    if exact:
+        for k, vs in sorted(topic.items()):
+            if len(vs) != 1:
+                problems.append(f"event-analytics: {len(vs)} records for {k}")
+        if rows_over or topic_over:
+            problems.append(f"over-counted: {rows_over} rows, {topic_over} "
+                            "records (exactly-once)")
 
     with open(want_dlq_f, encoding="utf-8") as f:
         dlq_want = collections.Counter(l.rstrip("\n") for l in f if l.strip())
     dlq_got = collections.Counter(r["payload"] for r in load(dlq_f))
     for k in set(dlq_want) | set(dlq_got):
-        if not dlq_want[k] or dlq_got[k] < jobs * dlq_want[k]:
+        if not dlq_want[k] or dlq_got[k] < jobs * dlq_want[k] or (
+                exact and dlq_got[k] != jobs * dlq_want[k]):
             problems.append(f"dead letters: {dlq_got[k]} copies, expected "
                             f"{dlq_want[k]} x {jobs}: {k[:80]}")
 
@@ -112,7 +128,8 @@ def main():
         print(f"{len(problems)} problems:")
         print("\n".join("  " + p for p in problems[:8]))
         return 1
-    print(", ".join(f"{per_job[j]} {j}" for j in GROUP) +
+    print(("exactly once: " if exact else "") +
+          ", ".join(f"{per_job[j]} {j}" for j in GROUP) +
           f"; sessions exact; tables: {rows_over} repartitioned windows"
           f" over-counted; topic: {records} records for {len(want)} results,"
           f" {topic_over} over-counted; {sum(dlq_got.values())} dead letters"

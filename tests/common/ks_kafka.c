@@ -363,3 +363,34 @@ size_t kt_await_counts(const char *bootstrap,
         }
         return 0;
 }
+
+int kt_kafka_sh(const char *args, char *out, size_t out_size) {
+        char cmd[512];
+        snprintf(cmd, sizeof(cmd), "bash %s/infra/kafka/kafka.sh %s",
+                 KS_SOURCE_DIR, args);
+        FILE *p = popen(cmd, "r");
+        if (!p)
+                return -1;
+        size_t n = out ? fread(out, 1, out_size - 1, p) : 0;
+        if (out) {
+                out[n] = '\0';
+        } else {
+                char sink[256];
+                while (fread(sink, 1, sizeof(sink), p) > 0) {
+                }
+        }
+        return pclose(p);
+}
+
+bool kt_cluster_up(const char *name, char *bootstrap, size_t size) {
+        char out[512], args[160];
+        snprintf(args, sizeof(args), "cluster-up %s", name);
+        if (kt_kafka_sh(args, out, sizeof(out)))
+                return false;
+        char *b = strstr(out, "KS_BOOTSTRAP=");
+        if (!b)
+                return false;
+        snprintf(bootstrap, size, "%s", b + 13);
+        bootstrap[strcspn(bootstrap, "\r\n")] = '\0';
+        return true;
+}

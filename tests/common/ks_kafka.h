@@ -93,6 +93,13 @@ int64_t kt_low_watermark(const char *bootstrap,
                          const char *topic,
                          int32_t partition);
 
+/** Runs infra/kafka/kafka.sh with @p args; its stdout goes to @p out
+ *  (NULL: discarded). @returns the exit status as from pclose(). */
+int kt_kafka_sh(const char *args, char *out, size_t out_size);
+/** Starts a 3-node cluster named @p name (kafka.sh cluster-up) and copies
+ *  its bootstrap servers to @p bootstrap. @returns false on failure. */
+bool kt_cluster_up(const char *name, char *bootstrap, size_t size);
+
 /** A name unique to this run: "<prefix>-<pid>-<time>". */
 const char *kt_unique(const char *prefix);
 

@@ -14,28 +14,10 @@
 
 static char cluster[64];
 
-static int kafka_sh(const char *args, char *out, size_t out_size) {
-        char cmd[512];
-        snprintf(cmd, sizeof(cmd), "bash %s/infra/kafka/kafka.sh %s",
-                 KS_SOURCE_DIR, args);
-        FILE *p = popen(cmd, "r");
-        if (!p)
-                return -1;
-        size_t n = out ? fread(out, 1, out_size - 1, p) : 0;
-        if (out)
-                out[n] = '\0';
-        else {
-                char sink[256];
-                while (fread(sink, 1, sizeof(sink), p) > 0) {
-                }
-        }
-        return pclose(p);
-}
-
 static void teardown(void) {
         char args[128];
         snprintf(args, sizeof(args), "cluster-down %s", cluster);
-        kafka_sh(args, NULL, 0);
+        kt_kafka_sh(args, NULL, 0);
 }
 
 START_TEST(brokers_restarted_mid_run_nothing_lost) {
@@ -43,15 +25,10 @@ START_TEST(brokers_restarted_mid_run_nothing_lost) {
          * guarantees; it skips with a message elsewhere when they lack. */
         if (!ks_test_require_service("KS_BOOTSTRAP"))
                 return;
-        char out[512], args[160], bootstrap[256];
+        char args[160], bootstrap[256];
         snprintf(cluster, sizeof(cluster), "restart%d", (int)getpid());
-        snprintf(args, sizeof(args), "cluster-up %s", cluster);
-        ck_assert_msg(kafka_sh(args, out, sizeof(out)) == 0,
-                      "cluster-up failed: %s", out);
-        char *b = strstr(out, "KS_BOOTSTRAP=");
-        ck_assert_ptr_nonnull(b);
-        snprintf(bootstrap, sizeof(bootstrap), "%s", b + 13);
-        bootstrap[strcspn(bootstrap, "\r\n")] = '\0';
+        ck_assert_msg(kt_cluster_up(cluster, bootstrap, sizeof(bootstrap)),
+                      "cluster-up %s failed", cluster);
 
         const char *app = kt_unique("restart");
         char in[160], outt[160], log[200];
@@ -74,7 +51,7 @@ START_TEST(brokers_restarted_mid_run_nothing_lost) {
         /* Every node down, a pause, every node up again. */
         for (int i = 1; i <= 3; i++) {
                 snprintf(args, sizeof(args), "stop-broker %d %s", i, cluster);
-                ck_assert_int_eq(kafka_sh(args, NULL, 0), 0);
+                ck_assert_int_eq(kt_kafka_sh(args, NULL, 0), 0);
         }
         sleep(5);
         /* Together: a KRaft node cannot finish starting without a quorum

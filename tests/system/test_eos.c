@@ -462,10 +462,80 @@ START_TEST(a_second_process_with_the_same_instance_id_is_fenced) {
 }
 END_TEST
 
+static char cluster[64];
+
+static void cluster_down(void) {
+        char args[128];
+        if (!cluster[0])
+                return;
+        snprintf(args, sizeof(args), "cluster-down %s", cluster);
+        kt_kafka_sh(args, NULL, 0);
+        cluster[0] = '\0';
+}
+
+/* Waits (60 s at most) until the output topic holds @p n records. */
+static void await_output(int64_t n) {
+        for (int i = 0; i < 600 && topic_records(out) < n; i++)
+                sleep_ms(100);
+}
+
+/* Kafka's own failures: one node of a 3-node cluster restarted mid-run,
+ * then every node at once (as a single broker's restart: every connection
+ * drops, every transaction in flight fails). */
+START_TEST(broker_restarts_leave_output_exact) {
+        if (!bootstrap)
+                return;
+        static char cluster_bootstrap[256];
+        snprintf(cluster, sizeof(cluster), "eosrestart%d", (int)getpid());
+        ck_assert_msg(kt_cluster_up(cluster, cluster_bootstrap,
+                                    sizeof(cluster_bootstrap)),
+                      "cluster-up %s failed", cluster);
+        bootstrap = cluster_bootstrap;
+        names("eos-restart");
+        total      = 60000;
+        char dir[] = "/tmp/ks-eos-XXXXXX", args[160];
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        feeder_t f = {0, total + KEYS, 2000, 300, 0};
+        pthread_t feeder;
+        ck_assert_int_eq(pthread_create(&feeder, NULL, feed, &f), 0);
+        pid_t a = start(dir, NULL);
+        await_output(8000);
+        fprintf(stderr, "node 2 down at %lld output records\n",
+                (long long)topic_records(out));
+        snprintf(args, sizeof(args), "stop-broker 2 %s", cluster);
+        ck_assert_int_eq(kt_kafka_sh(args, NULL, 0), 0);
+        sleep_ms(5000);
+        snprintf(args, sizeof(args), "start-broker 2 %s", cluster);
+        ck_assert_int_eq(kt_kafka_sh(args, NULL, 0), 0);
+        pthread_join(feeder, NULL);
+        await_output(30000);
+        fprintf(stderr, "every node down at %lld output records\n",
+                (long long)topic_records(out));
+        for (int i = 1; i <= 3; i++) {
+                snprintf(args, sizeof(args), "stop-broker %d %s", i, cluster);
+                ck_assert_int_eq(kt_kafka_sh(args, NULL, 0), 0);
+        }
+        sleep_ms(3000);
+        /* Together: a KRaft node cannot finish starting without a quorum
+         * of controllers. */
+        char cmd[1024];
+        snprintf(cmd, sizeof(cmd),
+                 "for i in 1 2 3; do bash %s/infra/kafka/kafka.sh "
+                 "start-broker $i %s >/dev/null 2>&1 & done; "
+                 "for j in $(jobs -p); do wait $j || exit 1; done",
+                 KS_SOURCE_DIR, cluster);
+        ck_assert_msg(system(cmd) == 0, "the nodes did not start again");
+        expected_t e = expect();
+        finish(a, &e);
+        free(e.counts);
+        rm_rf(dir);
+}
+END_TEST
+
 /* One case per test, so that CK_RUN_CASE can pick one. */
 static void add_case(Suite *s, const char *name, const TTest *test) {
         TCase *tc = tcase_create(name);
-        tcase_add_checked_fixture(tc, setup, NULL);
+        tcase_add_checked_fixture(tc, setup, cluster_down);
         tcase_set_timeout(tc, 280);
         tcase_add_test(tc, test);
         suite_add_tcase(s, tc);
@@ -477,5 +547,6 @@ Suite *ks_test_suite(void) {
         add_case(s, "two", a_killed_instance_hands_over_and_takes_back_exactly);
         add_case(s, "fence",
                  a_second_process_with_the_same_instance_id_is_fenced);
+        add_case(s, "restart", broker_restarts_leave_output_exact);
         return s;
 }

@@ -155,11 +155,6 @@ ks_restore_add_t ks__reader_add(ks_stream_thread_t *t,
                          * committed, with or without an input offset (a
                          * punctuation's); aborted ones it never sees. */
                         apply_end = hi;
-                } else if (info.committed == KS_NOTHING_COMMITTED) {
-                        /* The group never committed the task's input: it
-                         * is processed again from its start, so nothing
-                         * past the checkpoint counts. */
-                        apply_end = from;
                 } else if (info.committed >= 0) {
                         apply_end = info.committed > info.checkpoint
                                             ? info.committed

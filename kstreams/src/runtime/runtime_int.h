@@ -122,6 +122,7 @@ typedef struct ks_txn_s {
         int aborts_in_row;
         int poison_aborts;       /* of those, on records never deliverable */
         int64_t recreated_at[3]; /* the last producer recreations */
+        ks_rate_limit_t rl;
 } ks_txn_t;
 
 struct ks_stream_thread_s {

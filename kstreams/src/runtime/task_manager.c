@@ -209,8 +209,7 @@ static void attach(ks_stream_thread_t *t, managed_task_t *mt) {
          * moved offsets are committed): positions only grow, so the
          * largest of each is the last commit's. */
         int64_t pos[KS_METADATA_MAX_STORES];
-        int pos_cnt        = 0;
-        bool any_committed = false;
+        int pos_cnt = 0;
         for (int i = 0; i < t->assigned_cnt; i++) {
                 assigned_t *a = &t->assigned[i];
                 bool internal;
@@ -221,7 +220,6 @@ static void attach(ks_stream_thread_t *t, managed_task_t *mt) {
                 a->handled = true;
                 if (mt->state != KS_TASK_CREATED)
                         continue;
-                any_committed = any_committed || a->committed >= 0;
                 if (a->committed_time >= 0)
                         ks__task_init_partition_time(mt->task, a->topic,
                                                      a->committed_time);
@@ -231,11 +229,6 @@ static void attach(ks_stream_thread_t *t, managed_task_t *mt) {
                         else if (a->positions[k] > pos[k])
                                 pos[k] = a->positions[k];
                 }
-        }
-        if (mt->state == KS_TASK_CREATED && !any_committed) {
-                for (int k = 0; k < KS_METADATA_MAX_STORES; k++)
-                        pos[k] = KS_NOTHING_COMMITTED;
-                pos_cnt = KS_METADATA_MAX_STORES;
         }
         if (mt->state == KS_TASK_CREATED && pos_cnt)
                 ks__task_set_committed_positions(mt->task, pos, pos_cnt);

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log_int.h"
 #include "runtime_int.h"
@@ -245,11 +246,12 @@ ks_error_t *ks__txn_recover(ks_stream_thread_t *t) {
         snprintf(cause, sizeof(cause), "%s",
                  t->txn.cause ? t->txn.cause : "an error");
         bool dead = !ks__txn_abort(t);
-        ks__log(KS_LOG_WARNING,
-                "thread %d: transaction %s aborted (%s); its %d tasks "
-                "restart from the last commit%s",
-                t->index, t->txn.id, cause, t->task_cnt,
-                dead ? ", with a new producer" : "");
+        /* Limited: a broker away makes every turn try again. */
+        ks__log_limited(&t->txn.rl, 1000, KS_LOG_WARNING,
+                        "thread %d: transaction %s aborted (%s); its %d tasks "
+                        "restart from the last commit%s",
+                        t->index, t->txn.id, cause, t->task_cnt,
+                        dead ? ", with a new producer" : "");
         /* No delivery report may point into a task once it is closed. */
         if (t->producer)
                 ks__collector_purge(&t->collector);
@@ -266,7 +268,17 @@ ks_error_t *ks__txn_recover(ks_stream_thread_t *t) {
         t->txn.must_abort = false;
         free(t->txn.cause);
         t->txn.cause = NULL;
-        return ks__tm_rewind(t, "an aborted transaction");
+        err          = ks__tm_rewind(t, "an aborted transaction");
+        if (err) {
+                /* The group coordinator is away (a broker restart): the
+                 * tasks are closed and their partitions paused; try again
+                 * at the next turn rather than fail the thread. */
+                ks__txn_fail(t, false, "%s", ks_error_message(err));
+                ks_error_destroy(err);
+                struct timespec ts = {0, 200 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        return NULL;
 }
 
 void ks__txn_close(ks_stream_thread_t *t) {

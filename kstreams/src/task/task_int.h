@@ -220,10 +220,6 @@ ks_error_t *ks__commit(ks_task_t *const *tasks,
 
 /** The most stores whose changelog positions a commit's metadata holds. */
 #define KS_METADATA_MAX_STORES 32
-/** A committed changelog position meaning: the group never committed the
- *  task's input (every changelog record past the checkpoint is from a run
- *  whose input is processed again). */
-#define KS_NOTHING_COMMITTED (-2)
 
 /** Offset metadata of one input partition of @p task:
  *  "kstreams:1:pt=<partition time>[:cl=<position>,...]" with its stores'
@@ -249,8 +245,7 @@ typedef struct ks_task_store_info_s {
         int kind;              /* ks_store_kind_t */
         int64_t checkpoint;    /* next changelog offset to restore; -1 */
         /* Where the changelog stood at the last commit of the task's input
-         * offsets (ks__task_set_committed_positions()); -1: unknown;
-         * KS_NOTHING_COMMITTED: the group never committed the input. */
+         * offsets (ks__task_set_committed_positions()); -1: unknown. */
         int64_t committed;
 } ks_task_store_info_t;
 
