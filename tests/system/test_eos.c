@@ -495,11 +495,12 @@ START_TEST(broker_restarts_leave_output_exact) {
         total      = 60000;
         char dir[] = "/tmp/ks-eos-XXXXXX", args[160];
         ck_assert_ptr_nonnull(mkdtemp(dir));
-        feeder_t f = {0, total + KEYS, 2000, 300, 0};
+        /* About 40 s of input: both restarts find it still coming. */
+        feeder_t f = {0, total + KEYS, 1000, 600, 0};
         pthread_t feeder;
         ck_assert_int_eq(pthread_create(&feeder, NULL, feed, &f), 0);
         pid_t a = start(dir, NULL);
-        await_output(8000);
+        await_output(5000);
         fprintf(stderr, "node 2 down at %lld output records\n",
                 (long long)topic_records(out));
         snprintf(args, sizeof(args), "stop-broker 2 %s", cluster);
@@ -507,8 +508,9 @@ START_TEST(broker_restarts_leave_output_exact) {
         sleep_ms(5000);
         snprintf(args, sizeof(args), "start-broker 2 %s", cluster);
         ck_assert_int_eq(kt_kafka_sh(args, NULL, 0), 0);
-        pthread_join(feeder, NULL);
-        await_output(30000);
+        /* Mid-run: the feeder's flush rides the outage out too. */
+        await_output(25000);
+        int before = atomic_load(&f.done);
         fprintf(stderr, "every node down at %lld output records\n",
                 (long long)topic_records(out));
         for (int i = 1; i <= 3; i++) {
@@ -525,6 +527,12 @@ START_TEST(broker_restarts_leave_output_exact) {
                  "for j in $(jobs -p); do wait $j || exit 1; done",
                  KS_SOURCE_DIR, cluster);
         ck_assert_msg(system(cmd) == 0, "the nodes did not start again");
+        for (int i = 0; i < 600 && topic_records(out) <= 0; i++)
+                sleep_ms(100);
+        pthread_join(feeder, NULL);
+        ck_assert_msg(before < total,
+                      "the input was complete before every "
+                      "node went down");
         expected_t e = expect();
         finish(a, &e);
         free(e.counts);
