@@ -88,6 +88,17 @@ static rd_kafka_resp_err_t watermarks(ks_stream_thread_t *t,
                         err == RD_KAFKA_RESP_ERR__TRANSPORT;
                 if (!err || !again || attempt >= 60 || atomic_load(&t->s->stop))
                         return err;
+                /* A leader that moved (a broker restarted): librdkafka
+                 * 2.0.2 keeps asking the old one until its metadata is
+                 * refreshed, which this asks for. */
+                rd_kafka_topic_t *rkt =
+                        rd_kafka_topic_new(t->reader.consumer, topic, NULL);
+                const struct rd_kafka_metadata *md = NULL;
+                if (rkt &&
+                    !rd_kafka_metadata(t->reader.consumer, 0, rkt, &md, 5000))
+                        rd_kafka_metadata_destroy(md);
+                if (rkt)
+                        rd_kafka_topic_destroy(rkt);
                 struct timespec ts = {1, 0};
                 nanosleep(&ts, NULL);
         }

@@ -192,6 +192,13 @@ ks_error_t *ks__thread_flush_op(void *opaque);
 rd_kafka_topic_partition_list_t *ks__thread_offset_list(
         const ks_task_offset_t *offsets,
         int cnt);
+/** @p offsets moved past the records the consumer skipped (markers,
+ *  aborted records) where a partition's records are all processed
+ *  (KAFKA-6607). @returns a new array (free()). */
+ks_task_offset_t *ks__thread_with_positions(ks_stream_thread_t *t,
+                                            const ks_task_offset_t *offsets,
+                                            int cnt,
+                                            int *out_cnt);
 /** Records @p cnt committed offsets on the thread's partitions. */
 void ks__thread_offsets_committed(ks_stream_thread_t *t,
                                   const ks_task_offset_t *offsets,

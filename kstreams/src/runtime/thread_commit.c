@@ -94,6 +94,71 @@ rd_kafka_topic_partition_list_t *ks__thread_offset_list(
         return l;
 }
 
+/* The offsets to commit, moved past what the consumer skipped after the
+ * last record processed (transaction markers, aborted records), as Kafka
+ * Streams does since KAFKA-6607: a partition whose records are all
+ * processed commits the consumer's position. Otherwise a transactional
+ * input (an exactly-once upstream, our own repartition topics under EOS)
+ * would always show a lag of 1, and a restart would read the marker again.
+ * Partitions that did not move get an entry when only skipped records
+ * follow their last commit. @returns a new array (free()), *out_cnt set. */
+ks_task_offset_t *ks__thread_with_positions(ks_stream_thread_t *t,
+                                            const ks_task_offset_t *offsets,
+                                            int cnt,
+                                            int *out_cnt) {
+        rd_kafka_topic_partition_list_t *l =
+                rd_kafka_topic_partition_list_new(t->assigned_cnt + 1);
+        for (int i = 0; i < t->assigned_cnt; i++) {
+                assigned_t *a = &t->assigned[i];
+                if (a->task && !a->held &&
+                    !ks__task_buffered_topic(a->task, a->topic))
+                        rd_kafka_topic_partition_list_add(l, a->topic,
+                                                          a->partition);
+        }
+        ks_task_offset_t *out =
+                malloc(((size_t)cnt + (size_t)l->cnt + 1) * sizeof(*out));
+        if (!out) {
+                rd_kafka_topic_partition_list_destroy(l);
+                return NULL;
+        }
+        if (cnt)
+                memcpy(out, offsets, (size_t)cnt * sizeof(*out));
+        int n = cnt;
+        if (l->cnt && rd_kafka_position(t->consumer, l))
+                l->cnt = 0;
+        for (int i = 0; i < l->cnt; i++) {
+                const rd_kafka_topic_partition_t *e = &l->elems[i];
+                int k                               = 0;
+                while (k < cnt && (out[k].partition != e->partition ||
+                                   strcmp(out[k].topic, e->topic)))
+                        k++;
+                if (k < cnt) {
+                        if (e->offset > out[k].offset)
+                                out[k].offset = e->offset;
+                        continue;
+                }
+                assigned_t *a =
+                        ks__thread_find_assigned(t, e->topic, e->partition);
+                if (!a || a->committed < 0 || e->offset <= a->committed)
+                        continue;
+                ks_task_offset_t mine[KS_METADATA_MAX_STORES];
+                int m = ks__task_offsets(a->task, mine, KS_METADATA_MAX_STORES,
+                                         false);
+                for (int j = 0; j < m && j < KS_METADATA_MAX_STORES; j++)
+                        if (mine[j].partition == e->partition &&
+                            !strcmp(mine[j].topic, e->topic) &&
+                            e->offset > mine[j].offset) {
+                                out[n]        = mine[j];
+                                out[n].offset = e->offset;
+                                n++;
+                                break;
+                        }
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+        *out_cnt = n;
+        return out;
+}
+
 void ks__thread_offsets_committed(ks_stream_thread_t *t,
                                   const ks_task_offset_t *offsets,
                                   int cnt) {
@@ -109,16 +174,21 @@ static ks_error_t *commit_offsets_op(void *opaque,
                                      const ks_task_offset_t *offsets,
                                      int cnt) {
         ks_stream_thread_t *t = opaque;
-        rd_kafka_topic_partition_list_t *l =
-                ks__thread_offset_list(offsets, cnt);
-        rd_kafka_resp_err_t err = rd_kafka_commit(t->consumer, l, 0);
+        int n;
+        ks_task_offset_t *all = ks__thread_with_positions(t, offsets, cnt, &n);
+        if (!all)
+                return ks_error_new(KS_ERR_NOMEM, "commit: out of memory");
+        rd_kafka_topic_partition_list_t *l = ks__thread_offset_list(all, n);
+        rd_kafka_resp_err_t err            = rd_kafka_commit(t->consumer, l, 0);
         rd_kafka_topic_partition_list_destroy(l);
+        if (!err)
+                ks__thread_offsets_committed(t, all, n);
+        free(all);
         if (err)
                 return ks_error_set_retriable(
                         ks_error_new(KS_ERR_KAFKA, "offset commit failed: %s",
                                      rd_kafka_err2str(err)),
                         true);
-        ks__thread_offsets_committed(t, offsets, cnt);
         return NULL;
 }
 

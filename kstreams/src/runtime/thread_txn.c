@@ -131,10 +131,26 @@ static ks_error_t *not_committed(ks_stream_thread_t *t) {
 /* The commit protocol's step 3 in a transaction. Retriable failures are
  * tried again for up to half the transaction's timeout; anything else
  * leaves the abort to the loop. */
+static ks_error_t *commit_txn(ks_stream_thread_t *t,
+                              const ks_task_offset_t *offsets,
+                              int cnt);
+
 static ks_error_t *commit_txn_op(void *opaque,
                                  const ks_task_offset_t *offsets,
                                  int cnt) {
         ks_stream_thread_t *t = opaque;
+        int n;
+        ks_task_offset_t *all = ks__thread_with_positions(t, offsets, cnt, &n);
+        if (!all)
+                return ks_error_new(KS_ERR_NOMEM, "commit: out of memory");
+        ks_error_t *err = commit_txn(t, all, n);
+        free(all);
+        return err;
+}
+
+static ks_error_t *commit_txn(ks_stream_thread_t *t,
+                              const ks_task_offset_t *offsets,
+                              int cnt) {
         if (!t->txn.open && !cnt)
                 return NULL; /* nothing sent, nothing consumed */
         if (!ks__txn_ensure_begun(t))
