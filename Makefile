@@ -2,10 +2,12 @@
 BUILD     ?= build
 ASAN_BUILD ?= build-asan
 RELEASE_BUILD ?= build-release
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
 JOBS      ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all build deps check-deps test test-unit demo demo-offline asan release-check \
+.PHONY: all build deps check-deps test test-unit demo demo-offline asan release-check fuzz \
         format format-check \
         kafka-up kafka-down pg-up pg-down install clean bench help
 
@@ -17,6 +19,7 @@ help:
 	@echo "make test         build everything and run every test (unit, driver, mock, system)"
 	@echo "make deps         install the Debian packages and Maven jars (root)"
 	@echo "make asan         build and run the suite under ASan+UBSan"
+	@echo "make fuzz         libFuzzer (clang) on every decoder, FUZZ_SECONDS (60) each"
 	@echo "make release-check  build everything at -O3 (Release); runs no tests"
 	@echo "make format       clang-format the sources; make format-check checks"
 	@echo "make kafka-up     start a real Kafka broker (KRaft); prints its address"
@@ -58,6 +61,11 @@ asan: check-deps
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    ctest --output-on-failure -j $(JOBS) -L 'unit|driver|mock'
 
+# Each fuzz target for FUZZ_SECONDS; skipped with a message without clang
+# (tests/fuzz/fuzz.sh). The crashes it once found replay in `make test`.
+fuzz: check-deps
+	bash tests/fuzz/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 # gcc warns at -O3 where it does not at -O2 (-Wmaybe-uninitialized), and
 # -Werror makes that a broken build for whoever builds Release.
 release-check: check-deps
@@ -91,4 +99,4 @@ pg-down:
 	@bash infra/postgres/pg.sh down
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(RELEASE_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(RELEASE_BUILD) $(FUZZ_BUILD)

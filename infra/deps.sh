@@ -27,7 +27,8 @@ KAFKA_PROFILE=${KS_KAFKA_PROFILE:-kafka-4.1}
 # library's dependencies (librdkafka LMDB jansson libpq libcurl simdjson),
 # tests (check subunit kcat), format (clang-format), real services
 # (PostgreSQL server and client; a JDK and Maven for the Kafka jars), tools
-# (lmdb-utils: mdb_stat/mdb_dump on state stores; jackson for Java helpers).
+# (lmdb-utils: mdb_stat/mdb_dump on state stores; jackson for Java helpers),
+# fuzzing (clang and its runtime libraries, libFuzzer: make fuzz).
 PACKAGES=(
         build-essential g++ cmake pkg-config
         librdkafka-dev liblmdb-dev libjansson-dev libpq-dev
@@ -37,6 +38,7 @@ PACKAGES=(
         postgresql postgresql-client
         default-jdk-headless maven libjackson2-databind-java
         lmdb-utils
+        clang libclang-rt-14-dev
         python3
 )
 
