@@ -22,8 +22,8 @@ static ks_topology_t *topology(void) {
         ks_builder_t *b = ks_builder_new();
         ks_stream_t *ev = ks_builder_stream(b, "events", ks_serde_string(),
                                             ks_serde_string());
-        ks_table_t *kc  = ks_grouped_count(
-                ks_stream_group_by_key(ev, NULL, NULL), "kc");
+        ks_table_t *kc =
+                ks_grouped_count(ks_stream_group_by_key(ev, NULL, NULL), "kc");
         ks_stream_to(ks_table_to_stream(kc, "kc-stream"), "kc-out",
                      ks_serde_string(), ks_serde_int64());
         ks_table_t *wc = ks_windowed_count(
@@ -80,16 +80,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                 sizeof(err)))
                         abort();
         }
-        ks_test_driver_t *drv = ks_test_driver_new(topo, conf, err, sizeof(err));
+        ks_test_driver_t *drv =
+                ks_test_driver_new(topo, conf, err, sizeof(err));
         if (!drv)
                 abort();
         /* The first record creates the task and its LMDB stores. */
         ks_error_destroy(ks_test_driver_pipe_str(drv, "events", "k", "v", 1));
         if (drv->task_cnt != 1)
                 abort();
-        ks_task_t *task     = drv->tasks[0];
-        int stores          = ks__task_store_count(task);
-        const uint8_t *p    = data, *end = data + size;
+        ks_task_t *task  = drv->tasks[0];
+        int stores       = ks__task_store_count(task);
+        const uint8_t *p = data, *end = data + size;
         int64_t offset      = 0;
         ks_error_t *failure = NULL;
         while (!failure && end - p >= 2) {

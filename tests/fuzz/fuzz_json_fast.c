@@ -9,8 +9,8 @@
 #include <kstreams/json.h>
 
 static const char *const paths[] = {
-        "event_id", "timestamp", "data",  "data.amount", "data.a.b.c",
-        "a",        "a.b",       "event_id", "n",        "list",
+        "event_id", "timestamp", "data",     "data.amount", "data.a.b.c",
+        "a",        "a.b",       "event_id", "n",           "list",
 };
 #define NPATHS (sizeof(paths) / sizeof(paths[0]))
 
@@ -39,11 +39,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 }
         }
         /* "event_id" is listed twice: both slots hold the same value. */
-        if (!err && (out[0].type != out[7].type ||
-                     (out[0].type == KS_JSON_STRING &&
-                      (out[0].u.s.len != out[7].u.s.len ||
-                       memcmp(out[0].u.s.ptr, out[7].u.s.ptr,
-                              out[0].u.s.len)))))
+        if (!err &&
+            (out[0].type != out[7].type ||
+             (out[0].type == KS_JSON_STRING &&
+              (out[0].u.s.len != out[7].u.s.len ||
+               memcmp(out[0].u.s.ptr, out[7].u.s.ptr, out[0].u.s.len)))))
                 abort();
         return 0;
 }

@@ -22,7 +22,7 @@ static int run_file(const char *path) {
         size_t len = 0, cap = 0, n;
         do {
                 if (cap - len < 65536) {
-                        cap      = cap ? cap * 2 : 65536;
+                        cap         = cap ? cap * 2 : 65536;
                         uint8_t *nb = realloc(buf, cap);
                         if (!nb) {
                                 fclose(f);
@@ -67,16 +67,16 @@ static int run_dir(const char *dir, int *count) {
                 if (e->d_name[0] == '.')
                         continue;
                 if (n == cap) {
-                        cap         = cap ? cap * 2 : 64;
-                        char **nn   = realloc(names, cap * sizeof(*nn));
+                        cap       = cap ? cap * 2 : 64;
+                        char **nn = realloc(names, cap * sizeof(*nn));
                         if (!nn) {
                                 rc = 1;
                                 break;
                         }
                         names = nn;
                 }
-                size_t sz  = strlen(dir) + strlen(e->d_name) + 2;
-                names[n]   = malloc(sz);
+                size_t sz = strlen(dir) + strlen(e->d_name) + 2;
+                names[n]  = malloc(sz);
                 if (!names[n]) {
                         rc = 1;
                         break;

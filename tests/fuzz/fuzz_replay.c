@@ -15,13 +15,12 @@ static ks_topology_t *topology(void) {
         ks_stream_t *raw =
                 ks_builder_stream(b, "in", ks_serde_bytes(), ks_serde_bytes());
         ks_stream_to(raw, "out", ks_serde_bytes(), ks_serde_bytes());
-        ks_stream_t *ev =
-                ks_builder_stream(b, "events", ks_serde_string(),
-                                  ks_serde_json());
-        ks_table_t *wc = ks_windowed_count(
-                ks_grouped_windowed_by(ks_stream_group_by_key(ev, NULL, NULL),
-                                       ks_tumbling_window(60000, 1000)),
-                "wc");
+        ks_stream_t *ev = ks_builder_stream(b, "events", ks_serde_string(),
+                                            ks_serde_json());
+        ks_table_t *wc  = ks_windowed_count(
+                 ks_grouped_windowed_by(ks_stream_group_by_key(ev, NULL, NULL),
+                                        ks_tumbling_window(60000, 1000)),
+                 "wc");
         ks_stream_to(ks_table_to_stream(wc, "wc-stream"), "counts",
                      ks_serde_windowed(ks_serde_string(), 60000),
                      ks_serde_int64());
@@ -58,8 +57,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 conf    = ks_conf_new();
                 devnull = fopen("/dev/null", "w");
                 if (!conf || !devnull ||
-                    ks_conf_set(conf, "default.deserialization.exception."
-                                      "handler",
+                    ks_conf_set(conf,
+                                "default.deserialization.exception."
+                                "handler",
                                 "dead-letter", err, sizeof(err)) ||
                     ks_conf_set(conf, "default.processing.exception.handler",
                                 "log-and-continue", err, sizeof(err)) ||
@@ -69,7 +69,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                 sizeof(err)))
                         abort();
         }
-        ks_test_driver_t *drv = ks_test_driver_new(topo, conf, err, sizeof(err));
+        ks_test_driver_t *drv =
+                ks_test_driver_new(topo, conf, err, sizeof(err));
         if (!drv || ks_test_driver_use_memory_stores(drv, true))
                 abort();
         FILE *in = fmemopen(size ? (void *)data : (void *)"", size ? size : 1,
@@ -82,8 +83,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static const char *const outs[] = {"out", "counts", "sessions",
                                            "windowed-out", "dlq"};
         for (size_t i = 0; i < sizeof(outs) / sizeof(*outs); i++)
-                ks_error_destroy(ks_test_driver_dump_jsonl(drv, outs[i],
-                                                           devnull));
+                ks_error_destroy(
+                        ks_test_driver_dump_jsonl(drv, outs[i], devnull));
         ks_test_driver_destroy(drv);
         return 0;
 }

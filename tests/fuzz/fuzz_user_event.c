@@ -54,12 +54,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 return 0;
         /* The decoder's strings are borrowed until its next call: copy the
          * event before decoding again. */
-        user_event_t copy = ev;
-        const char **strs[] = {&copy.event_id,   &copy.user_id,
-                               &copy.event_type, &copy.session_id,
-                               &copy.page,       &copy.currency,
-                               &copy.device,     &copy.browser,
-                               &copy.version};
+        user_event_t copy   = ev;
+        const char **strs[] = {
+                &copy.event_id,   &copy.user_id, &copy.event_type,
+                &copy.session_id, &copy.page,    &copy.currency,
+                &copy.device,     &copy.browser, &copy.version};
         for (size_t i = 0; i < sizeof(strs) / sizeof(*strs); i++)
                 if (*strs[i])
                         *strs[i] = ks_arena_strdup(arena, *strs[i]);

@@ -51,11 +51,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static ks_serde_t *windowed, *windowed_bytes, *session;
         static ks_arena_t *arena;
         if (!arena) {
-                arena          = ks_arena_new(0);
-                windowed       = ks_serde_windowed(ks_serde_string(), 60000);
-                windowed_bytes = ks_serde_windowed(ks_serde_bytes(),
-                                                   INT64_C(1) << 62);
-                session        = ks_serde_session_windowed(ks_serde_string());
+                arena    = ks_arena_new(0);
+                windowed = ks_serde_windowed(ks_serde_string(), 60000);
+                windowed_bytes =
+                        ks_serde_windowed(ks_serde_bytes(), INT64_C(1) << 62);
+                session = ks_serde_session_windowed(ks_serde_string());
                 if (!arena || !windowed || !windowed_bytes || !session)
                         abort();
         }

@@ -72,6 +72,10 @@ int main(int argc, char **argv) {
                    *dlq = NULL, *threads = "1", *commit_ms = "200",
                    *state_dir = "/tmp/kstreams", *buffered = "10000",
                    *purge_ms = "30000", *cache_bytes = NULL;
+        /* --conf name=value, any number: librdkafka settings such as
+         * security.protocol and sasl.* for the secured-broker test. */
+        const char *confs[32];
+        int conf_cnt                      = 0;
         static const struct option opts[] = {
                 {"bootstrap", 1, NULL, 'b'}, {"app-id", 1, NULL, 'a'},
                 {"input", 1, NULL, 'i'},     {"input2", 1, NULL, 'j'},
@@ -80,7 +84,7 @@ int main(int argc, char **argv) {
                 {"commit-ms", 1, NULL, 'c'}, {"help", 0, NULL, 'h'},
                 {"state-dir", 1, NULL, 's'}, {"buffered", 1, NULL, 'p'},
                 {"purge-ms", 1, NULL, 'g'},  {"cache-bytes", 1, NULL, 'x'},
-                {NULL, 0, NULL, 0}};
+                {"conf", 1, NULL, 'X'},      {NULL, 0, NULL, 0}};
         int c;
         while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
                 switch (c) {
@@ -123,6 +127,15 @@ int main(int argc, char **argv) {
                 case 'x':
                         cache_bytes = optarg;
                         break;
+                case 'X':
+                        if (conf_cnt == 32 || !strchr(optarg, '=')) {
+                                fprintf(stderr,
+                                        "ks_test_app: --conf "
+                                        "name=value, at most 32\n");
+                                return 2;
+                        }
+                        confs[conf_cnt++] = optarg;
+                        break;
                 default:
                         fprintf(stderr,
                                 "usage: ks_test_app --bootstrap B --app-id A "
@@ -131,7 +144,8 @@ int main(int argc, char **argv) {
                                 "window-final|merge --input2 "
                                 "T2] [--dlq T] [--threads N] [--commit-ms "
                                 "N] [--state-dir D] [--buffered N] "
-                                "[--purge-ms N] [--cache-bytes N]\n");
+                                "[--purge-ms N] [--cache-bytes N] "
+                                "[--conf NAME=VALUE]...\n");
                         return c == 'h' ? 0 : 2;
                 }
         }
@@ -236,6 +250,16 @@ int main(int argc, char **argv) {
                           "dead-letter", err, sizeof(err))))) {
                 fprintf(stderr, "ks_test_app: %s\n", err);
                 return 2;
+        }
+        for (int i = 0; i < conf_cnt; i++) {
+                char name[256];
+                const char *eq = strchr(confs[i], '=');
+                snprintf(name, sizeof(name), "%.*s", (int)(eq - confs[i]),
+                         confs[i]);
+                if (ks_conf_set(conf, name, eq + 1, err, sizeof(err))) {
+                        fprintf(stderr, "ks_test_app: %s\n", err);
+                        return 2;
+                }
         }
         ks_streams_t *s = ks_streams_new(topo, conf, err, sizeof(err));
         ks_conf_destroy(conf);
