@@ -18,7 +18,7 @@ help:
 	@echo "make demo-offline the example topology in the test driver (no broker)"
 	@echo "make test         build everything and run every test (unit, driver, mock, system)"
 	@echo "make deps         install the Debian packages and Maven jars (root)"
-	@echo "make asan         build and run the suite under ASan+UBSan"
+	@echo "make asan         build and run every test (system ones too) under ASan+UBSan"
 	@echo "make fuzz         libFuzzer (clang) on every decoder, FUZZ_SECONDS (60) each"
 	@echo "make release-check  build everything at -O3 (Release); runs no tests"
 	@echo "make format       clang-format the sources; make format-check checks"
@@ -57,9 +57,10 @@ asan: check-deps
 	cmake -S . -B $(ASAN_BUILD) -DKS_SANITIZE=address,undefined \
 	      -DCMAKE_BUILD_TYPE=Debug -DKS_BUILD_BENCH=OFF $(CMAKE_ARGS)
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	bash infra/deps.sh ensure-services
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    ctest --output-on-failure -j $(JOBS) -L 'unit|driver|mock'
+	    ctest --output-on-failure -j $(JOBS) --timeout 1800
 
 # Each fuzz target for FUZZ_SECONDS; skipped with a message without clang
 # (tests/fuzz/fuzz.sh). The crashes it once found replay in `make test`.
