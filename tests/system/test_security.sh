@@ -9,9 +9,10 @@
 #   directory restores the store from its changelog over SASL_SSL;
 # - a wrong password fails start-up at once with an error that says
 #   authentication failed (startup.timeout.ms is 60 s: not a timeout);
-# - no secret (sasl.password, ssl.key.password, ssl.keystore.password)
-#   appears in anything the runs logged, librdkafka's configuration dump
-#   (debug=conf) and the metrics included.
+# - no secret (sasl.password, ssl.key.password, ssl.keystore.password, the
+#   password in a PostgreSQL connection string) appears in anything the runs
+#   logged, librdkafka's configuration dump (debug=conf), the PostgreSQL
+#   sink's connection errors and the metrics / stats lines included.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib_system.sh"
 
@@ -135,9 +136,32 @@ grep -q 'start failed: .*AUTHENTICATION' "$tmp/run3.log" ||
         { tail -n 20 "$tmp/run3.log" >&2; fail "the start-up error does not say that authentication failed"; }
 ((took < 30)) || fail "a wrong password took ${took}s to fail (a timeout, not a clear error)"
 
-# 4. No secret in any log; librdkafka's configuration dump did run.
+# 4. A PostgreSQL password in the sink's connection string: kstreams-app
+#    (--postgres, over the broker's plaintext listener) cannot connect (port
+#    1), retries and logs why, with its stats lines, never with the password.
+plain=$(sed -n 's/^KS_BOOTSTRAP=//p' <<<"$env")
+pg_pw=pg-pw-$RANDOM$RANDOM
+"$KS_BINARY_DIR/apps/kstreams-producer" --bootstrap-servers "$plain" \
+        --topic "sec-events-$$" --partitions 1 --count 300 --time-step 1000 \
+        --start-time "$(date -u -d '-20 min' +%Y-%m-%dT%H:%M:%S.000Z)" --quiet ||
+        fail "kstreams-producer failed"
+"$KS_BINARY_DIR/apps/kstreams-app" --job event-count --bootstrap-servers "$plain" \
+        --application-id-prefix "sec-pg-$$" --input-topic "sec-events-$$" \
+        --output-topic "sec-analytics-$$" --dlq-topic "sec-dlq-$$" \
+        --commit-interval 500 --stats-interval 1s --state-dir "$tmp/state4" \
+        --postgres "postgresql://kstreams:$pg_pw@127.0.0.1:1/kstreams?connect_timeout=2" \
+        >"$tmp/run4.log" 2>&1 &
+app_pid=$!
+log=$tmp/run4.log
+pg_refused() { kill -0 "$app_pid" 2>/dev/null; grep -q 'port 1 failed' "$tmp/run4.log"; }
+wait_for 90 pg_refused || { tail -n 20 "$tmp/run4.log" >&2; fail "the PostgreSQL sink never reported its refused connection"; }
+kill -TERM "$app_pid"
+wait "$app_pid" || true
+app_pid=
+
+# 5. No secret in any log; librdkafka's configuration dump did run.
 grep -q 'sasl.password' "$tmp"/run1.log || fail "debug=conf logged no configuration: the secret check would prove little"
-for secret in "$sasl_pw" "$client_key_pw" "$keystore_pw" "$broker_key_pw"; do
+for secret in "$sasl_pw" "$client_key_pw" "$keystore_pw" "$broker_key_pw" "$pg_pw"; do
         if grep -l -F -- "$secret" "$tmp"/run*.log; then
                 fail "a secret appears in the logs above"
         fi
