@@ -89,11 +89,17 @@ static ks_error_t *read_metadata(rd_kafka_t *rk,
                 int64_t left = deadline - ks_now_ms();
                 if (left <= 0)
                         break;
-                err = rd_kafka_metadata(rk, 1, NULL, &md,
+                int64_t t0 = ks_now_ms();
+                err        = rd_kafka_metadata(rk, 1, NULL, &md,
                                         left < 500 ? (int)left : 500);
                 rd_kafka_poll(rk, 0);
                 if (!err || ce->fatal)
                         break;
+                /* All brokers down fails at once: no busy loop. */
+                if (ks_now_ms() - t0 < 100) {
+                        struct timespec ts = {0, 100 * 1000 * 1000};
+                        nanosleep(&ts, NULL);
+                }
         }
         if (ce->fatal) {
                 if (!err)
