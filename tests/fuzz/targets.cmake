@@ -1,4 +1,4 @@
-# The fuzz targets, one per decoder of untrusted bytes (README.md here).
+# The fuzz targets, one per decoder of untrusted bytes (README.md, "Reliability").
 # ks_fuzz_targets(SUFFIX MAIN_SOURCE): one executable per fuzz_*.c named
 # <target><SUFFIX>, linked with MAIN_SOURCE (empty: libFuzzer's main).
 set(KS_FUZZ_DIR ${CMAKE_CURRENT_LIST_DIR})
