@@ -2,10 +2,12 @@
 BUILD     ?= build
 ASAN_BUILD ?= build-asan
 RELEASE_BUILD ?= build-release
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
 JOBS      ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all build deps check-deps test test-unit demo demo-offline asan release-check \
+.PHONY: all build deps check-deps test test-unit demo demo-offline asan release-check fuzz \
         format format-check \
         kafka-up kafka-down pg-up pg-down install clean bench help
 
@@ -16,7 +18,8 @@ help:
 	@echo "make demo-offline the example topology in the test driver (no broker)"
 	@echo "make test         build everything and run every test (unit, driver, mock, system)"
 	@echo "make deps         install the Debian packages and Maven jars (root)"
-	@echo "make asan         build and run the suite under ASan+UBSan"
+	@echo "make asan         build and run every test (system ones too) under ASan+UBSan"
+	@echo "make fuzz         libFuzzer (clang) on every decoder, FUZZ_SECONDS (60) each"
 	@echo "make release-check  build everything at -O3 (Release); runs no tests"
 	@echo "make format       clang-format the sources; make format-check checks"
 	@echo "make kafka-up     start a real Kafka broker (KRaft); prints its address"
@@ -54,9 +57,15 @@ asan: check-deps
 	cmake -S . -B $(ASAN_BUILD) -DKS_SANITIZE=address,undefined \
 	      -DCMAKE_BUILD_TYPE=Debug -DKS_BUILD_BENCH=OFF $(CMAKE_ARGS)
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	bash infra/deps.sh ensure-services
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    ctest --output-on-failure -j $(JOBS) -L 'unit|driver|mock'
+	    ctest --output-on-failure -j $(JOBS) --timeout 1800
+
+# Each fuzz target for FUZZ_SECONDS; skipped with a message without clang
+# (tests/fuzz/fuzz.sh). The crashes it once found replay in `make test`.
+fuzz: check-deps
+	bash tests/fuzz/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 # gcc warns at -O3 where it does not at -O2 (-Wmaybe-uninitialized), and
 # -Werror makes that a broken build for whoever builds Release.
@@ -91,4 +100,4 @@ pg-down:
 	@bash infra/postgres/pg.sh down
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(RELEASE_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(RELEASE_BUILD) $(FUZZ_BUILD)

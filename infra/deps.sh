@@ -30,7 +30,8 @@ KAFKA_PROFILE=${KS_KAFKA_PROFILE:-kafka-4.1}
 # (PostgreSQL server and client; a JDK and Maven for the Kafka jars), tools
 # (lmdb-utils: mdb_stat/mdb_dump on state stores; jackson for Java helpers;
 # prometheus: promtool and the server, for the alert rules and the metrics
-# system test).
+# system test), fuzzing (clang and its runtime libraries, libFuzzer: make
+# fuzz).
 PACKAGES=(
         build-essential g++ cmake pkg-config
         librdkafka-dev liblmdb-dev libjansson-dev libpq-dev
@@ -40,6 +41,7 @@ PACKAGES=(
         postgresql postgresql-client
         default-jdk-headless maven libjackson2-databind-java
         lmdb-utils prometheus
+        clang libclang-rt-14-dev
         python3
 )
 

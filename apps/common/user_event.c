@@ -200,6 +200,12 @@ static ks_err_t decode_timestamp(user_event_decoder_t *d,
                 return schema_error(errstr, errstr_size,
                                     "user_event: field %s is before 1970",
                                     "timestamp");
+        /* Later ones have no four-digit-year ISO form, so the event could
+         * not be written back (found by tests/fuzz/fuzz_user_event.c). */
+        if (*ms > KS_TIMESTAMP_MAX)
+                return schema_error(errstr, errstr_size,
+                                    "user_event: field %s is after year 9999",
+                                    "timestamp");
         return KS_OK;
 }
 

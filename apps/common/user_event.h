@@ -59,7 +59,8 @@ void user_event_decoder_destroy(user_event_decoder_t *d);
  *
  * Schema: event_id, user_id and event_type are non-empty strings; timestamp
  * is an ISO-8601 string (ks_parse_iso8601()) or an integer of epoch
- * milliseconds, not before 1970 (Kafka has no negative timestamps);
+ * milliseconds, not before 1970 (Kafka has no negative timestamps) nor
+ * after 9999 (KS_TIMESTAMP_MAX);
  * data.amount, if present and not null, is a number >= 0; the other fields,
  * if present, are strings or null. A data member that is not an object counts
  * as absent. Unknown members are ignored; for duplicate keys the first wins.

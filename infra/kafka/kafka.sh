@@ -18,6 +18,13 @@
 #   KS_KAFKA_HEAP           JVM heap options (default: -Xms128m -Xmx512m)
 #   KS_KAFKA_START_TIMEOUT  seconds to wait for "Kafka Server started" (default 120)
 #   KS_KAFKA_EXTRA_PROPERTIES  a file appended to every node's server.properties
+#   KS_KAFKA_SASL_USERS     "user:password,...": `up` adds a SASL_SSL listener
+#                           (SASL/PLAIN over TLS) with these accounts, and
+#                           prints KS_BOOTSTRAP_SASL_SSL=host:port as well
+#   KS_KAFKA_SSL_KEYSTORE   its TLS identity: a PEM file with the broker's
+#                           PKCS#8 private key and certificate (required
+#                           with KS_KAFKA_SASL_USERS; make it with openssl)
+#   KS_KAFKA_SSL_KEY_PASSWORD  the password of that key, if encrypted
 #   JAVA_HOME               else `java` from PATH
 #
 # Only KS_BOOTSTRAP=... goes to stdout; progress and errors go to stderr.
@@ -114,19 +121,55 @@ random_cluster_id() {
         done
 }
 
-# write_node_props DIR NODE_ID BROKER_PORT CONTROLLER_PORT VOTERS RF MIN_ISR
+secured() { [[ -n ${KS_KAFKA_SASL_USERS:-} ]]; }
+
+# The SASL_SSL listener's settings: SASL/PLAIN accounts from
+# KS_KAFKA_SASL_USERS, the TLS identity from KS_KAFKA_SSL_KEYSTORE (PEM).
+# Brokers and the controller keep talking PLAINTEXT among themselves.
+write_secure_props() {
+        local dir=$1 jaas users u
+        [[ -r ${KS_KAFKA_SSL_KEYSTORE:-} ]] ||
+                die "KS_KAFKA_SASL_USERS needs KS_KAFKA_SSL_KEYSTORE, a readable PEM file (key + certificate)"
+        jaas='org.apache.kafka.common.security.plain.PlainLoginModule required'
+        IFS=, read -ra users <<<"$KS_KAFKA_SASL_USERS"
+        for u in "${users[@]}"; do
+                [[ $u == *:* && ${u%%:*} =~ ^[A-Za-z0-9_.-]+$ && ${u#*:} != *[\"\;]* ]] ||
+                        die "KS_KAFKA_SASL_USERS: '${u%%:*}:...' is not user:password (no quotes or ; in passwords)"
+                jaas+=" user_${u%%:*}=\"${u#*:}\""
+        done
+        cat >>"$dir/server.properties" <<EOF
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_ssl.sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_ssl.plain.sasl.jaas.config=$jaas;
+ssl.keystore.type=PEM
+ssl.keystore.location=$KS_KAFKA_SSL_KEYSTORE
+EOF
+        [[ -z ${KS_KAFKA_SSL_KEY_PASSWORD:-} ]] ||
+                echo "ssl.key.password=$KS_KAFKA_SSL_KEY_PASSWORD" >>"$dir/server.properties"
+        chmod 600 "$dir/server.properties"
+}
+
+# write_node_props DIR NODE_ID BROKER_PORT CONTROLLER_PORT VOTERS RF MIN_ISR [SASL_SSL_PORT]
 write_node_props() {
-        local dir=$1 id=$2 bport=$3 cport=$4 voters=$5 rf=$6 isr=$7
+        local dir=$1 id=$2 bport=$3 cport=$4 voters=$5 rf=$6 isr=$7 sport=${8:-}
+        local listeners="PLAINTEXT://127.0.0.1:$bport,CONTROLLER://127.0.0.1:$cport"
+        local advertised="PLAINTEXT://127.0.0.1:$bport"
+        local protocols="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+        if [[ -n $sport ]]; then
+                listeners+=",SASL_SSL://127.0.0.1:$sport"
+                advertised+=",SASL_SSL://127.0.0.1:$sport"
+                protocols+=",SASL_SSL:SASL_SSL"
+        fi
         cat >"$dir/server.properties" <<EOF
 # Written by infra/kafka/kafka.sh: a combined KRaft broker+controller for tests.
 process.roles=broker,controller
 node.id=$id
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://127.0.0.1:$bport,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$bport
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=$protocols
 log.dirs=$dir/data
 num.partitions=1
 default.replication.factor=$rf
@@ -149,6 +192,7 @@ num.recovery.threads.per.data.dir=1
 log.segment.bytes=67108864
 log.retention.check.interval.ms=60000
 EOF
+        [[ -z $sport ]] || write_secure_props "$dir"
         if [[ -n ${KS_KAFKA_EXTRA_PROPERTIES:-} ]]; then
                 [[ -r $KS_KAFKA_EXTRA_PROPERTIES ]] ||
                         die "KS_KAFKA_EXTRA_PROPERTIES=$KS_KAFKA_EXTRA_PROPERTIES is not readable"
@@ -198,7 +242,8 @@ wait_started() {
                                 if grep -q 'Address already in use' "$dir/server.log"; then
                                         return 2
                                 fi
-                                log "broker in $dir exited during startup; last lines of its log:"
+                                log "broker in $dir exited during startup; its first errors and last lines:"
+                                grep -m 5 -A 3 -E "^\[.*\] (ERROR|FATAL)" "$dir/server.log" | cut -c1-400 >&2 || true
                                 tail -n 40 "$dir/server.log" >&2
                                 return 1
                         fi
@@ -260,7 +305,7 @@ instance_alive() {
 cmd_up() {
         local name=${1:-default}
         check_name "$name"
-        local dir="$RUN_DIR/kafka-$name" attempt rc bport cport started=$SECONDS
+        local dir="$RUN_DIR/kafka-$name" attempt rc bport cport sport="" started=$SECONDS
         if instance_alive "$dir"; then
                 log "'$name' is already running ($dir)"
                 cat "$dir/env"
@@ -272,17 +317,19 @@ cmd_up() {
                 mkdir -p "$dir/data" "$dir/logs"
                 free_port bport
                 free_port cport
-                write_node_props "$dir" 1 "$bport" "$cport" "1@127.0.0.1:$cport" 1 1
+                if secured; then free_port sport; fi
+                write_node_props "$dir" 1 "$bport" "$cport" "1@127.0.0.1:$cport" 1 1 "$sport"
                 format_node "$dir" "$(random_cluster_id)" || {
                         rm -rf "$dir"
                         die "Kafka '$name' did not start"
                 }
-                log "starting Kafka $(kafka_version) '$name' on 127.0.0.1:$bport (dir $dir)"
+                log "starting Kafka $(kafka_version) '$name' on 127.0.0.1:$bport${sport:+ (SASL_SSL on 127.0.0.1:$sport)} (dir $dir)"
                 start_node "$dir"
                 rc=0
                 wait_started "$dir" || rc=$?
                 if ((rc == 0)); then
                         echo "KS_BOOTSTRAP=127.0.0.1:$bport" >"$dir/env"
+                        [[ -z $sport ]] || echo "KS_BOOTSTRAP_SASL_SSL=127.0.0.1:$sport" >>"$dir/env"
                         log "started in $((SECONDS - started))s, pid $(cat "$dir/pid")"
                         cat "$dir/env"
                         return 0

@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "store_int.h"
@@ -956,6 +957,37 @@ void ks_state_env_close(ks_state_env_t *env) {
         free(env);
 }
 
+/* "a, b, c": which stores a failed commit loses, for its error message
+ * (a full disk is a commit that fails with ENOSPC). */
+static void store_names(const ks_state_env_t *env, char *out, size_t size) {
+        size_t n = 0;
+        out[0]   = '\0';
+        for (size_t i = 0; i < env->nstores && n < size; i++)
+                n += (size_t)snprintf(out + n, size - n, "%s%s", i ? ", " : "",
+                                      env->stores[i]->name);
+        if (!env->nstores)
+                snprintf(out, size, "(none)");
+}
+
+/* LMDB reports a write cut short by a full disk as EIO (only a write that
+ * wrote nothing is ENOSPC): say what the file system has left, so that a
+ * full disk reads as one. */
+static void disk_full_note(const ks_state_env_t *env,
+                           int rc,
+                           char *out,
+                           size_t size) {
+        struct statvfs fs;
+        out[0] = '\0';
+        if ((rc != EIO && rc != ENOSPC) || statvfs(env->dir, &fs))
+                return;
+        uint64_t free_bytes = (uint64_t)fs.f_bavail * fs.f_frsize;
+        if (free_bytes < ((uint64_t)1 << 20))
+                snprintf(out, size,
+                         "; the file system of the state directory is full "
+                         "(%llu bytes free)",
+                         (unsigned long long)free_bytes);
+}
+
 ks_error_t *ks_state_env_commit(ks_state_env_t *env) {
         for (size_t i = 0; i < env->nstores; i++) {
                 ks__store_t *st = env->stores[i];
@@ -982,10 +1014,14 @@ ks_error_t *ks_state_env_commit(ks_state_env_t *env) {
                         continue;
                 }
                 drop_txn(env);
+                char names[256], space[128];
+                store_names(env, names, sizeof(names));
+                disk_full_note(env, rc, space, sizeof(space));
                 return ks__lmdb_error(rc,
-                                      "mdb_txn_commit failed in %s; the "
-                                      "transaction was aborted",
-                                      env->dir);
+                                      "mdb_txn_commit of store%s %s failed in "
+                                      "%s; the transaction was aborted%s",
+                                      env->nstores == 1 ? "" : "s", names,
+                                      env->dir, space);
         }
 }
 

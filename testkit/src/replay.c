@@ -354,7 +354,8 @@ static bool set_key(json_t *o,
         int64_t start, wend;
         if (layout == KS_WINDOW_LAYOUT_TIME) {
                 start = ks__be64_get(end - 8);
-                wend  = start + window_size;
+                wend  = start > INT64_MAX - window_size ? INT64_MAX
+                                                        : start + window_size;
         } else {
                 wend  = ks__be64_get(end - 16);
                 start = ks__be64_get(end - 8);

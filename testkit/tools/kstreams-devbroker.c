@@ -527,5 +527,8 @@ out:
                 rd_kafka_destroy(rk);
         if (sfd != -1)
                 close(sfd);
+        /* Each name starts the strdup()ed --topic argument (parse_args). */
+        for (int i = 0; i < opts.topic_cnt; i++)
+                free((char *)opts.topics[i].name);
         return rc;
 }

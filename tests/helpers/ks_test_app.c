@@ -129,17 +129,31 @@ int main(int argc, char **argv) {
                    *purge_ms = "30000", *cache_bytes = NULL,
                    *guarantee = "at_least_once", *dump_keys = NULL,
                    *dump_path = NULL, *instance = NULL, *session_ms = NULL;
-        static const struct option opts[] = {
-                {"bootstrap", 1, NULL, 'b'},  {"app-id", 1, NULL, 'a'},
-                {"input", 1, NULL, 'i'},      {"input2", 1, NULL, 'j'},
-                {"output", 1, NULL, 'o'},     {"mode", 1, NULL, 'm'},
-                {"dlq", 1, NULL, 'd'},        {"threads", 1, NULL, 't'},
-                {"commit-ms", 1, NULL, 'c'},  {"help", 0, NULL, 'h'},
-                {"state-dir", 1, NULL, 's'},  {"buffered", 1, NULL, 'p'},
-                {"purge-ms", 1, NULL, 'g'},   {"cache-bytes", 1, NULL, 'x'},
-                {"guarantee", 1, NULL, 'e'},  {"dump-keys", 1, NULL, 'k'},
-                {"dump", 1, NULL, 'u'},       {"static-id", 1, NULL, 'n'},
-                {"session-ms", 1, NULL, 'q'}, {NULL, 0, NULL, 0}};
+        /* --conf name=value, any number: librdkafka settings such as
+         * security.protocol and sasl.* for the secured-broker test. */
+        const char *confs[32];
+        int conf_cnt                      = 0;
+        static const struct option opts[] = {{"bootstrap", 1, NULL, 'b'},
+                                             {"app-id", 1, NULL, 'a'},
+                                             {"input", 1, NULL, 'i'},
+                                             {"input2", 1, NULL, 'j'},
+                                             {"output", 1, NULL, 'o'},
+                                             {"mode", 1, NULL, 'm'},
+                                             {"dlq", 1, NULL, 'd'},
+                                             {"threads", 1, NULL, 't'},
+                                             {"commit-ms", 1, NULL, 'c'},
+                                             {"help", 0, NULL, 'h'},
+                                             {"state-dir", 1, NULL, 's'},
+                                             {"buffered", 1, NULL, 'p'},
+                                             {"purge-ms", 1, NULL, 'g'},
+                                             {"cache-bytes", 1, NULL, 'x'},
+                                             {"guarantee", 1, NULL, 'e'},
+                                             {"dump-keys", 1, NULL, 'k'},
+                                             {"dump", 1, NULL, 'u'},
+                                             {"static-id", 1, NULL, 'n'},
+                                             {"session-ms", 1, NULL, 'q'},
+                                             {"conf", 1, NULL, 'X'},
+                                             {NULL, 0, NULL, 0}};
         int c;
         while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
                 switch (c) {
@@ -197,6 +211,15 @@ int main(int argc, char **argv) {
                 case 'q':
                         session_ms = optarg;
                         break;
+                case 'X':
+                        if (conf_cnt == 32 || !strchr(optarg, '=')) {
+                                fprintf(stderr,
+                                        "ks_test_app: --conf "
+                                        "name=value, at most 32\n");
+                                return 2;
+                        }
+                        confs[conf_cnt++] = optarg;
+                        break;
                 default:
                         fprintf(stderr,
                                 "usage: ks_test_app --bootstrap B --app-id A "
@@ -209,7 +232,7 @@ int main(int argc, char **argv) {
                                 "[--guarantee at_least_once|"
                                 "exactly_once_v2] [--dump-keys PREFIX:N "
                                 "--dump FILE] [--static-id ID] "
-                                "[--session-ms N]\n");
+                                "[--session-ms N] [--conf NAME=VALUE]...\n");
                         return c == 'h' ? 0 : 2;
                 }
         }
@@ -335,6 +358,16 @@ int main(int argc, char **argv) {
                           "dead-letter", err, sizeof(err))))) {
                 fprintf(stderr, "ks_test_app: %s\n", err);
                 return 2;
+        }
+        for (int i = 0; i < conf_cnt; i++) {
+                char name[256];
+                const char *eq = strchr(confs[i], '=');
+                snprintf(name, sizeof(name), "%.*s", (int)(eq - confs[i]),
+                         confs[i]);
+                if (ks_conf_set(conf, name, eq + 1, err, sizeof(err))) {
+                        fprintf(stderr, "ks_test_app: %s\n", err);
+                        return 2;
+                }
         }
         ks_streams_t *s = ks_streams_new(topo, conf, err, sizeof(err));
         ks_conf_destroy(conf);

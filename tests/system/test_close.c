@@ -169,10 +169,20 @@ START_TEST(close_keeps_its_timeout_with_a_full_producer_queue) {
 }
 END_TEST
 
+/* Runs in the parent process, also after a failed assertion ended the
+ * test: the shared broker must not stay stopped for the next system
+ * tests (the watchdog thaws it only after 20 s). */
+static void thaw_broker(void) {
+        pid_t pid = broker_pid();
+        if (pid > 0)
+                kill(pid, SIGCONT);
+}
+
 Suite *ks_test_suite(void) {
         Suite *s  = suite_create("close");
         TCase *tc = tcase_create("close");
         tcase_add_checked_fixture(tc, setup, NULL);
+        tcase_add_unchecked_fixture(tc, NULL, thaw_broker);
         tcase_set_timeout(tc, 280);
         tcase_add_test(tc, close_keeps_its_timeout_with_a_full_producer_queue);
         suite_add_tcase(s, tc);

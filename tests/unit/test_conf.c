@@ -5,8 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <librdkafka/rdkafka.h>
+
 #include "conf_int.h"
 #include "ks_check.h"
+#include "streams_int.h"
 
 START_TEST(defaults_and_set_values) {
         ks_conf_t *c = ks_conf_new();
@@ -125,6 +128,55 @@ START_TEST(side_prefixes_reach_one_client_and_override) {
 }
 END_TEST
 
+/* What every client the runtime makes is configured with: the consumer and
+ * the restore consumer take the consumer side (stream_thread.c,
+ * changelog_reader.c), the producer its side, the admin client its own
+ * (admin.c), all through ks__rdkafka_conf(). */
+START_TEST(security_settings_reach_every_client) {
+        static const char *const settings[][2] = {
+                {"security.protocol", "sasl_ssl"},
+                {"sasl.mechanism", "SCRAM-SHA-512"},
+                {"sasl.username", "alice"},
+                {"sasl.password", "s3cret"},
+                {"ssl.ca.location", "/etc/ssl/ca.pem"},
+                {"ssl.key.password", "k3y"},
+                {"ssl.endpoint.identification.algorithm", "https"},
+        };
+        const size_t n = sizeof(settings) / sizeof(*settings);
+        ks_conf_t *c   = ks_conf_new();
+        char err[256];
+        for (size_t i = 0; i < n; i++)
+                ck_assert_msg(ks_conf_set(c, settings[i][0], settings[i][1],
+                                          err, sizeof(err)) == KS_OK,
+                              "%s", err);
+        ck_assert_int_eq(ks_conf_set(c, "admin.sasl.username", "admin", err,
+                                     sizeof(err)),
+                         KS_OK);
+        for (int side = KS_CONF_SIDE_CONSUMER; side <= KS_CONF_SIDE_ADMIN;
+             side++) {
+                rd_kafka_conf_t *rd = rd_kafka_conf_new();
+                ks_error_t *e       = ks__rdkafka_conf(c, side, rd);
+                ck_assert_msg(!e, "%s", e ? ks_error_message(e) : "");
+                for (size_t i = 0; i < n; i++) {
+                        char v[256];
+                        size_t len = sizeof(v);
+                        ck_assert_int_eq(
+                                rd_kafka_conf_get(rd, settings[i][0], v, &len),
+                                RD_KAFKA_CONF_OK);
+                        const char *want = settings[i][1];
+                        if (side == KS_CONF_SIDE_ADMIN &&
+                            !strcmp(settings[i][0], "sasl.username"))
+                                want = "admin";
+                        ck_assert_msg(!strcmp(v, want),
+                                      "side %d: %s is \"%s\", not \"%s\"", side,
+                                      settings[i][0], v, want);
+                }
+                rd_kafka_conf_destroy(rd);
+        }
+        ks_conf_destroy(c);
+}
+END_TEST
+
 START_TEST(configuration_md_matches_the_property_table) {
         ks_buf_t want = {0};
         ck_assert_int_eq(ks_conf_properties_markdown(&want), KS_OK);
@@ -151,6 +203,7 @@ Suite *ks_test_suite(void) {
         tcase_add_test(tc,
                        librdkafka_properties_pass_through_and_are_validated);
         tcase_add_test(tc, side_prefixes_reach_one_client_and_override);
+        tcase_add_test(tc, security_settings_reach_every_client);
         tcase_add_test(tc, configuration_md_matches_the_property_table);
         suite_add_tcase(s, tc);
         return s;

@@ -27,6 +27,11 @@ KS_EXPORT ks_err_t ks_parse_iso8601(const char *s, size_t len, int64_t *ms_out);
 /** Formats @p ms as "YYYY-MM-DDTHH:MM:SS.mmmZ" into @p out (>= 25 bytes). */
 KS_EXPORT void ks_format_iso8601(int64_t ms, char *out, size_t out_size);
 
+/** The last millisecond of year 9999 (9999-12-31T23:59:59.999Z), the
+ *  latest valid record timestamp: ISO-8601 has four-digit years, and it
+ *  keeps window arithmetic (start + size) far from int64 overflow. */
+#define KS_TIMESTAMP_MAX INT64_C(253402300799999)
+
 typedef struct ks_timestamp_extractor_s ks_timestamp_extractor_t;
 
 /** The record's own input information given to an extractor. */
@@ -43,7 +48,8 @@ typedef struct ks_consumed_s {
  * An extractor callback. @p key and @p value are the deserialized objects.
  * @p partition_time is the largest timestamp seen so far on this partition
  * (-1 if none). Return the timestamp in ms, or a negative value for "no
- * valid timestamp" (the record then goes to the deserialization handler).
+ * valid timestamp" (the record then goes to the deserialization handler,
+ * as does one after KS_TIMESTAMP_MAX).
  */
 typedef int64_t(ks_timestamp_extract_fn)(const ks_consumed_t *rec,
                                          const void *key,

@@ -64,8 +64,11 @@ static ks_err_t wkey_de(ks_arena_t *arena,
         ks_err_t err = ks_serde_deserialize(w->inner, arena, data, len - 8,
                                             &wk->key, errstr, errstr_size);
         wk->start    = ks__be64_get((const char *)data + len - 8);
-        wk->end      = wk->start + w->size;
-        *obj_out     = wk;
+        /* The bytes are anyone's: a start near INT64_MAX must not
+         * overflow (found by tests/fuzz/fuzz_windowed_key.c). */
+        wk->end  = wk->start > INT64_MAX - w->size ? INT64_MAX
+                                                   : wk->start + w->size;
+        *obj_out = wk;
         return err;
 }
 

@@ -50,20 +50,78 @@ static bool plan_put(plan_t *p, const char *name, int32_t partitions) {
         return true;
 }
 
+/* What the admin client's error callback saw: a broker that refuses our
+ * credentials or our TLS never answers a metadata request, so without it
+ * start-up would wait out startup.timeout.ms and say only "timed out". */
+typedef struct client_errors_s {
+        rd_kafka_resp_err_t fatal; /* authentication or TLS: no retry helps */
+        char text[512];
+} client_errors_t;
+
+static void on_client_error(rd_kafka_t *rk,
+                            int err,
+                            const char *reason,
+                            void *opaque) {
+        client_errors_t *ce = opaque;
+        (void)rk;
+        if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
+            err == RD_KAFKA_RESP_ERR__SSL ||
+            err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
+            err == RD_KAFKA_RESP_ERR_UNSUPPORTED_SASL_MECHANISM) {
+                ce->fatal = (rd_kafka_resp_err_t)err;
+                snprintf(ce->text, sizeof(ce->text), "%s", reason);
+        } else if (!ce->fatal) {
+                snprintf(ce->text, sizeof(ce->text), "%s", reason);
+        }
+}
+
 static ks_error_t *read_metadata(rd_kafka_t *rk,
                                  int timeout_ms,
                                  const char *bootstrap,
+                                 const client_errors_t *ce,
                                  plan_t *plan) {
         const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t err =
-                rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
+        rd_kafka_resp_err_t err            = RD_KAFKA_RESP_ERR__TIMED_OUT;
+        int64_t deadline                   = ks_now_ms() + timeout_ms;
+        /* Short tries, serving the error callback in between, so that a
+         * refused login ends start-up at once. */
+        for (;;) {
+                int64_t left = deadline - ks_now_ms();
+                if (left <= 0)
+                        break;
+                int64_t t0 = ks_now_ms();
+                err        = rd_kafka_metadata(rk, 1, NULL, &md,
+                                        left < 500 ? (int)left : 500);
+                rd_kafka_poll(rk, 0);
+                if (!err || ce->fatal)
+                        break;
+                /* All brokers down fails at once: no busy loop. */
+                if (ks_now_ms() - t0 < 100) {
+                        struct timespec ts = {0, 100 * 1000 * 1000};
+                        nanosleep(&ts, NULL);
+                }
+        }
+        if (ce->fatal) {
+                if (!err)
+                        rd_kafka_metadata_destroy(md);
+                return ks_error_set_fatal(
+                        ks_error_new(KS_ERR_KAFKA,
+                                     "cannot connect to the Kafka brokers at "
+                                     "%s: %s: %s (check security.protocol, "
+                                     "sasl.* and ssl.*)",
+                                     bootstrap, rd_kafka_err2name(ce->fatal),
+                                     ce->text),
+                        true);
+        }
         if (err)
                 return ks_error_set_retriable(
-                        ks_error_new(KS_ERR_KAFKA,
-                                     "cannot reach the Kafka brokers at %s "
-                                     "within %d ms (startup.timeout.ms): %s",
-                                     bootstrap, timeout_ms,
-                                     rd_kafka_err2str(err)),
+                        ks_error_new(
+                                KS_ERR_KAFKA,
+                                "cannot reach the Kafka brokers at %s "
+                                "within %d ms (startup.timeout.ms): %s%s%s",
+                                bootstrap, timeout_ms, rd_kafka_err2str(err),
+                                *ce->text ? "; last client error: " : "",
+                                ce->text),
                         true);
         for (int i = 0; i < md->topic_cnt; i++) {
                 if (md->topics[i].err)
@@ -397,6 +455,9 @@ ks_error_t *ks__streams_prepare_topics(ks_streams_t *s) {
         }
         size_t blen = sizeof(bootstrap);
         rd_kafka_conf_get(rdconf, "bootstrap.servers", bootstrap, &blen);
+        client_errors_t ce = {0};
+        rd_kafka_conf_set_error_cb(rdconf, on_client_error);
+        rd_kafka_conf_set_opaque(rdconf, &ce);
         rd_kafka_t *rk =
                 rd_kafka_new(RD_KAFKA_PRODUCER, rdconf, errstr, sizeof(errstr));
         if (!rk) {
@@ -406,7 +467,7 @@ ks_error_t *ks__streams_prepare_topics(ks_streams_t *s) {
         int timeout = (int)ks__conf_int(s->conf, "startup.timeout.ms");
         plan_t plan = {0};
         ks_partition_plan_t sizes = {0};
-        err = read_metadata(rk, timeout, bootstrap, &plan);
+        err = read_metadata(rk, timeout, bootstrap, &ce, &plan);
         if (!err)
                 err = check_sources(s, &plan);
         if (!err)

@@ -491,12 +491,14 @@ static int prepare_head(ks_task_t *task, ks_queue_t *q, ks_error_t **errp) {
                         q->head_ts      = ks__timestamp_extract(
                                      src->ts_extractor, &c, q->head_key,
                                      q->head_value, q->partition_time);
-                        if (q->head_ts < 0) {
+                        if (q->head_ts < 0 || q->head_ts > KS_TIMESTAMP_MAX) {
                                 err = KS_ERR_TIMESTAMP;
                                 snprintf(errstr, sizeof(errstr),
                                          "no valid timestamp (extractor "
-                                         "returned %" PRId64 ")",
-                                         q->head_ts);
+                                         "returned %" PRId64 "%s)",
+                                         q->head_ts,
+                                         q->head_ts < 0 ? ""
+                                                        : ", after year 9999");
                         }
                 }
                 if (!err) {
