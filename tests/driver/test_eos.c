@@ -328,6 +328,50 @@ START_TEST(eos_abort_restores_the_committed_stream_time) {
 }
 END_TEST
 
+/* Streamed outputs get only committed records, once each, through an
+ * abort too. */
+typedef struct streamed_s {
+        int64_t seen[N_KEYS];
+        size_t n;
+} streamed_t;
+
+static void on_output(ks_test_driver_t *d,
+                      const ks_test_record_t *r,
+                      void *opaque) {
+        streamed_t *st = opaque;
+        (void)d;
+        if (strcmp(r->topic, "counts-out"))
+                return;
+        int key = ((const char *)r->key.data)[0] - 'a';
+        ck_assert_int_eq(kt_be64(r->value.data), ++st->seen[key]);
+        st->n++;
+}
+
+START_TEST(eos_streamed_outputs_only_at_commits) {
+        expected_t x;
+        tally(&x);
+        streamed_t st = {{0}, 0};
+        start("exactly_once_v2", true, false);
+        ck_assert_int_eq(
+                ks_test_driver_stream_outputs(drv, on_output, &st, NULL),
+                KS_OK);
+        ks_test_driver_set_manual_commit(drv, true);
+        for (int i = 0; i < N_RECORDS; i++) {
+                ks_error_t *e = pipe_rec(i, 15);
+                ck_assert_int_eq(e != NULL, i == 15);
+                ks_error_destroy(e);
+                /* Commits after 3, 7, 11: nothing of 12.. yet. */
+                if (i == 15)
+                        ck_assert_uint_eq(st.n, 12);
+                if ((i + 1) % 4 == 0)
+                        ck_assert_ptr_null(ks_test_driver_commit(drv));
+        }
+        ck_assert_uint_eq(st.n, N_RECORDS);
+        for (int k = 0; k < N_KEYS; k++)
+                ck_assert_int_eq(st.seen[k], x.per_key[k]);
+}
+END_TEST
+
 Suite *ks_test_suite(void) {
         Suite *s = suite_create("eos");
         TCase *c = tcase_create("eos");
@@ -340,6 +384,7 @@ Suite *ks_test_suite(void) {
         tcase_add_test(c, readers_see_nothing_of_an_open_transaction);
         tcase_add_test(c, eos_commit_per_record_shows_each_update_at_once);
         tcase_add_test(c, eos_abort_restores_the_committed_stream_time);
+        tcase_add_test(c, eos_streamed_outputs_only_at_commits);
         suite_add_tcase(s, c);
         return s;
 }
