@@ -51,6 +51,7 @@ static const void *same_key(ks_arena_t *a,
  *                until the window closes -> final.
  * With @p repartition the per-key count reads a repartition topic. */
 static void start(const char *guarantee, bool repartition, bool memory) {
+        booms = failures       = 0; /* CK_FORK=no: every test in one process */
         ks_builder_t *b        = ks_builder_new();
         ks_stream_t *in        = ks_builder_stream(b, "in", ks_serde_string(),
                                                    ks_serde_string());
