@@ -66,6 +66,7 @@ static ks_test_record_t *record_new(const char *topic,
         if (!dr)
                 return NULL;
         dr->task_refs       = 0;
+        dr->pending         = false;
         ks_test_record_t *r = &dr->rec;
         ks_header_t *h      = (ks_header_t *)(dr + 1);
         char *p             = (char *)(h + header_cnt);
@@ -109,12 +110,21 @@ static ks_test_record_t *record_new(const char *topic,
 }
 
 /* The runtime's commit protocol (task/commit.c): everything the driver
- * sends is in its topics at once, so only the stores' step does work. */
+ * sends is in its topics at once, so under at-least-once only the stores'
+ * step does work. Under exactly_once_v2 step 3 commits the driver's one
+ * transaction, which spans every task (as a stream thread's): every task
+ * commits. */
 static ks_error_t *commit_tasks(ks_test_driver_t *drv,
                                 ks_task_t *const *tasks,
                                 int n) {
-        static const ks_commit_ops_t ops = {NULL, NULL, NULL, false};
-        ks_error_t *err                  = ks__commit(tasks, n, &ops, NULL);
+        static const ks_commit_ops_t alo = {NULL, NULL, NULL, false};
+        const ks_commit_ops_t eos = {NULL, ks__drv_eos_commit_offsets, drv,
+                                     true};
+        if (drv->eos) {
+                tasks = drv->tasks;
+                n     = drv->task_cnt;
+        }
+        ks_error_t *err = ks__commit(tasks, n, drv->eos ? &eos : &alo, NULL);
         if (!err)
                 drv->commits++;
         return err;
@@ -155,7 +165,9 @@ static ks_error_t *open_env(ks_test_driver_t *drv,
         return ks_state_env_open_flags(dir, 0, KS_STATE_ENV_NO_SYNC, envp);
 }
 
-static ks_task_t *task_for(ks_test_driver_t *drv, int sub, int32_t partition) {
+ks_task_t *ks__drv_task_for(const ks_test_driver_t *drv,
+                            int sub,
+                            int32_t partition) {
         for (int i = 0; i < drv->task_cnt; i++)
                 if (ks__task_subtopology(drv->tasks[i]) == sub &&
                     ks__task_partition(drv->tasks[i]) == partition)
@@ -167,7 +179,7 @@ static bool topic_read_by_tasks(ks_test_driver_t *drv,
                                 const char *topic,
                                 int32_t partition) {
         for (int s = 0; s < drv->topology->subtopology_cnt; s++) {
-                ks_task_t *task = task_for(drv, s, partition);
+                ks_task_t *task = ks__drv_task_for(drv, s, partition);
                 if (task && ks__task_reads(task, topic))
                         return true;
         }
@@ -186,10 +198,11 @@ static ks_err_t append_streamed(ks_test_driver_t *drv,
                                 int64_t ts,
                                 const ks_header_t *headers,
                                 size_t header_cnt,
+                                bool transactional,
                                 char *errstr,
                                 size_t errstr_size) {
         int64_t offset = t->next_offset[partition];
-        if (!topic_read_by_tasks(drv, t->name, partition)) {
+        if (!transactional && !topic_read_by_tasks(drv, t->name, partition)) {
                 ks_test_record_t r = {t->name, partition, offset,  ts,
                                       key,     value,     headers, header_cnt};
                 t->next_offset[partition]++;
@@ -205,28 +218,48 @@ static ks_err_t append_streamed(ks_test_driver_t *drv,
                 return KS_ERR_NOMEM;
         }
         t->next_offset[partition]++;
-        ks_test_record_t *r = &dr->rec;
-        ks_raw_record_t raw = {r->topic,     r->partition,  r->offset,
-                               r->timestamp, r->key,        r->value,
-                               r->headers,   r->header_cnt, dr};
-        ks_err_t err        = KS_OK;
-        int held            = 0;
-        for (int s = 0; !err && s < drv->topology->subtopology_cnt; s++) {
-                ks_task_t *task = task_for(drv, s, partition);
-                if (!task || !ks__task_reads(task, t->name))
-                        continue;
-                if ((err = ks__task_enqueue(task, &raw)))
-                        snprintf(errstr, errstr_size, "task %s: %s",
-                                 ks__task_id(task), ks_err2str(err));
-                else
-                        held++;
-        }
+        /* Held until the commit (delivered or enqueued then), or freed by
+         * an abort. */
+        if (transactional)
+                return ks__drv_eos_add_pending(drv, t, dr);
+        ks_err_t err = KS_OK;
         /* Tasks release records only when they process them, after this
          * returns: counting now is in time. */
-        dr->task_refs = held;
-        if (!held)
+        dr->task_refs = ks__drv_enqueue(drv, dr, &err, errstr, errstr_size);
+        if (!dr->task_refs)
                 free(dr);
         return err;
+}
+
+int ks__drv_enqueue(ks_test_driver_t *drv,
+                    drv_record_t *dr,
+                    ks_err_t *errp,
+                    char *errstr,
+                    size_t errstr_size) {
+        ks_test_record_t *r = &dr->rec;
+        ks_raw_record_t raw = {
+                r->topic,     r->partition,  r->offset,
+                r->timestamp, r->key,        r->value,
+                r->headers,   r->header_cnt, drv->output_fn ? dr : NULL};
+        int held = 0;
+        *errp    = KS_OK;
+        for (int s = 0; !*errp && s < drv->topology->subtopology_cnt; s++) {
+                ks_task_t *task = ks__drv_task_for(drv, s, r->partition);
+                if (!task || !ks__task_reads(task, r->topic))
+                        continue;
+                if ((*errp = ks__task_enqueue(task, &raw))) {
+                        snprintf(errstr, errstr_size, "task %s: %s",
+                                 ks__task_id(task), ks_err2str(*errp));
+                        break;
+                }
+                held++;
+                /* Fed again if the transaction aborts. */
+                if (drv->eos && (*errp = ks__drv_eos_replay_push(drv, dr, s)))
+                        snprintf(errstr, errstr_size, "out of memory");
+                else if (drv->eos)
+                        held++;
+        }
+        return held;
 }
 
 /* Appends to a topic and hands the record to the task reading it. */
@@ -238,6 +271,7 @@ static ks_err_t append(ks_test_driver_t *drv,
                        int64_t ts,
                        const ks_header_t *headers,
                        size_t header_cnt,
+                       bool transactional,
                        char *errstr,
                        size_t errstr_size) {
         if (partition < 0)
@@ -252,8 +286,8 @@ static ks_err_t append(ks_test_driver_t *drv,
         }
         if (drv->output_fn)
                 return append_streamed(drv, t, partition, key, value, ts,
-                                       headers, header_cnt, errstr,
-                                       errstr_size);
+                                       headers, header_cnt, transactional,
+                                       errstr, errstr_size);
         if (t->cnt == t->cap) {
                 size_t cap           = t->cap ? t->cap * 2 : 64;
                 ks_test_record_t **r = realloc(t->records, cap * sizeof(*r));
@@ -269,23 +303,14 @@ static ks_err_t append(ks_test_driver_t *drv,
                 goto err_oom;
         t->next_offset[partition]++;
         t->records[t->cnt++] = r;
+        /* Kept, and given to the tasks reading it at the commit. */
+        if (transactional)
+                return ks__drv_eos_add_pending(drv, t, (drv_record_t *)r);
         if (!drv->started)
                 return KS_OK;
-        ks_raw_record_t raw = {r->topic,     r->partition,  r->offset,
-                               r->timestamp, r->key,        r->value,
-                               r->headers,   r->header_cnt, NULL};
-        for (int s = 0; s < drv->topology->subtopology_cnt; s++) {
-                ks_task_t *task = task_for(drv, s, partition);
-                if (!task || !ks__task_reads(task, t->name))
-                        continue;
-                ks_err_t err = ks__task_enqueue(task, &raw);
-                if (err) {
-                        snprintf(errstr, errstr_size, "task %s: %s",
-                                 ks__task_id(task), ks_err2str(err));
-                        return err;
-                }
-        }
-        return KS_OK;
+        ks_err_t err = KS_OK;
+        ks__drv_enqueue(drv, (drv_record_t *)r, &err, errstr, errstr_size);
+        return err;
 
 err_oom:
         snprintf(errstr, errstr_size, "topic %s: out of memory", t->name);
@@ -309,8 +334,9 @@ static ks_err_t collector_send(void *opaque,
                 snprintf(errstr, errstr_size, "topic %s: out of memory", topic);
                 return KS_ERR_NOMEM;
         }
+        /* Under exactly_once_v2 what tasks write is in the transaction. */
         ks_err_t err = append(drv, t, partition, key, value, ts, headers,
-                              header_cnt, errstr, errstr_size);
+                              header_cnt, drv->eos, errstr, errstr_size);
         /* Acknowledged at once: the record is in the topic. */
         if (!err && acked)
                 *acked = t->next_offset[partition < 0 ? 0 : partition] - 1;
@@ -360,6 +386,8 @@ ks_test_driver_t *ks_test_driver_new(const ks_topology_t *topology,
         if (ks__conf_check_handlers(drv->conf, errstr, errstr_size))
                 goto err_free;
         drv->application_id = ks__conf_str(drv->conf, "application.id");
+        drv->eos = !strcmp(ks__conf_str(drv->conf, "processing.guarantee"),
+                           "exactly_once_v2");
         drv->cache_budget.max =
                 (size_t)ks__conf_int(drv->conf, "statestore.cache.max.bytes");
         drv->collector.send            = collector_send;
@@ -381,6 +409,7 @@ void ks_test_driver_destroy(ks_test_driver_t *drv) {
                 return;
         for (int i = 0; i < drv->task_cnt; i++)
                 ks__task_destroy(drv->tasks[i]);
+        ks__drv_eos_destroy(drv);
         if (drv->state_dir) {
                 ks__rmtree(drv->state_dir);
                 free(drv->state_dir);
@@ -479,6 +508,14 @@ static ks_error_t *plan_topics(ks_test_driver_t *drv,
 static ks_error_t *start(ks_test_driver_t *drv) {
         const ks_topology_t *topo = drv->topology;
         char errstr[512];
+        /* An abort restores memory stores from the changelogs, which
+         * streamed outputs do not keep. */
+        if (drv->eos && drv->memory_stores && drv->output_fn)
+                return ks_error_new(KS_ERR_STATE,
+                                    "test driver: under exactly_once_v2, "
+                                    "memory stores and streamed outputs "
+                                    "do not go together (an abort restores "
+                                    "the stores from their changelogs)");
         int subs                 = topo->subtopology_cnt;
         ks_partition_plan_t plan = {0};
         ks_error_t *perr         = plan_topics(drv, &plan);
@@ -507,26 +544,7 @@ static ks_error_t *start(ks_test_driver_t *drv) {
                                                     "out of memory");
                 }
                 for (int32_t p = 0; p < cnt; p++) {
-                        ks_task_t **nt = realloc(
-                                drv->tasks,
-                                (size_t)(drv->task_cnt + 1) * sizeof(*nt));
-                        if (!nt)
-                                return ks_error_new(KS_ERR_NOMEM,
-                                                    "out of memory");
-                        drv->tasks          = nt;
-                        ks_state_env_t *env = NULL;
-                        ks_error_t *eerr    = open_env(drv, s, p, &env);
-                        if (eerr)
-                                return eerr;
-                        ks_task_t *task = ks__task_new(topo, s, p, drv->conf,
-                                                       &drv->collector, env,
-                                                       errstr, sizeof(errstr));
-                        if (!task)
-                                return ks_error_new(KS_ERR_INVALID_ARG, "%s",
-                                                    errstr);
-                        drv->tasks[drv->task_cnt++] = task;
-                        ks__task_set_cache_budget(task, &drv->cache_budget);
-                        ks_error_t *err = ks__task_init(task);
+                        ks_error_t *err = ks__drv_task_make(drv, s, p, NULL);
                         if (err)
                                 return err;
                 }
@@ -536,19 +554,41 @@ static ks_error_t *start(ks_test_driver_t *drv) {
         for (int i = 0; i < drv->topic_cnt; i++) {
                 drv_topic_t *t = &drv->topics[i];
                 for (size_t r = 0; r < t->cnt; r++) {
-                        ks_test_record_t *rec = t->records[r];
-                        ks_raw_record_t raw   = {
-                                  rec->topic,     rec->partition,  rec->offset,
-                                  rec->timestamp, rec->key,        rec->value,
-                                  rec->headers,   rec->header_cnt, NULL};
-                        for (int k = 0; k < drv->task_cnt; k++)
-                                if (ks__task_partition(drv->tasks[k]) ==
-                                            rec->partition &&
-                                    ks__task_reads(drv->tasks[k], t->name))
-                                        ks__task_enqueue(drv->tasks[k], &raw);
+                        ks_err_t e = KS_OK;
+                        ks__drv_enqueue(drv, (drv_record_t *)t->records[r], &e,
+                                        errstr, sizeof(errstr));
+                        if (e)
+                                return ks_error_new(e, "%s", errstr);
                 }
         }
         return NULL;
+}
+
+ks_error_t *ks__drv_task_make(ks_test_driver_t *drv,
+                              int sub,
+                              int32_t p,
+                              ks_error_t *(*restore)(ks_test_driver_t *drv,
+                                                     ks_task_t *task)) {
+        char errstr[512];
+        ks_task_t **nt =
+                realloc(drv->tasks, (size_t)(drv->task_cnt + 1) * sizeof(*nt));
+        if (!nt)
+                return ks_error_new(KS_ERR_NOMEM, "out of memory");
+        drv->tasks          = nt;
+        ks_state_env_t *env = NULL;
+        ks_error_t *err     = open_env(drv, sub, p, &env);
+        if (err)
+                return err;
+        ks_task_t *task =
+                ks__task_new(drv->topology, sub, p, drv->conf, &drv->collector,
+                             env, errstr, sizeof(errstr));
+        if (!task)
+                return ks_error_new(KS_ERR_INVALID_ARG, "%s", errstr);
+        drv->tasks[drv->task_cnt++] = task;
+        ks__task_set_cache_budget(task, &drv->cache_budget);
+        if (restore && (err = restore(drv, task)))
+                return err;
+        return ks__task_init(task);
 }
 
 static ks_error_t *ensure_started(ks_test_driver_t *drv) {
@@ -604,7 +644,7 @@ ks_error_t *ks_test_driver_pipe(ks_test_driver_t *drv,
         if (!t)
                 return ks_error_new(KS_ERR_NOMEM, "out of memory");
         for (int s = 0; s < drv->topology->subtopology_cnt; s++) {
-                ks_task_t *task = task_for(drv, s, 0);
+                ks_task_t *task = ks__drv_task_for(drv, s, 0);
                 if (task && ks__task_reads(task, topic) &&
                     t->partitions > drv->tasks_per_sub[s])
                         return ks_error_new(
@@ -620,10 +660,10 @@ ks_error_t *ks_test_driver_pipe(ks_test_driver_t *drv,
         if (key && !key_len)
                 k.data = "";
         ks_err_t e = append(drv, t, partition, k, v, timestamp, headers,
-                            header_cnt, errstr, sizeof(errstr));
+                            header_cnt, false, errstr, sizeof(errstr));
         if (e)
                 return ks_error_new(e, "pipe: %s", errstr);
-        return run_until_idle(drv);
+        return ks__drv_eos_failed(drv, run_until_idle(drv));
 }
 
 ks_error_t *ks_test_driver_pipe_str(ks_test_driver_t *drv,
@@ -640,8 +680,28 @@ void ks_test_driver_set_manual_commit(ks_test_driver_t *drv, bool manual) {
         drv->manual_commit = manual;
 }
 
+/* Under exactly_once_v2 a commit makes the repartition records of its
+ * transaction visible to the tasks that read them, which process them
+ * into the next transaction: until a commit releases nothing. */
+static ks_error_t *commit_eos(ks_test_driver_t *drv) {
+        for (;;) {
+                uint64_t released = drv->txn.released;
+                ks_error_t *err   = run_until_idle(drv);
+                if (!err)
+                        err = commit_tasks(drv, drv->tasks, drv->task_cnt);
+                if (err || drv->txn.released == released)
+                        return err;
+        }
+}
+
 ks_error_t *ks_test_driver_commit(ks_test_driver_t *drv) {
+        return ks__drv_eos_failed(drv, ks__drv_commit(drv));
+}
+
+ks_error_t *ks__drv_commit(ks_test_driver_t *drv) {
         ks_error_t *err = ensure_started(drv);
+        if (!err && drv->eos)
+                return commit_eos(drv);
         /* Flushing sends records on (to repartition topics) that other
          * tasks then process and cache: until nothing moves. */
         bool again = true;
@@ -692,11 +752,10 @@ ks_error_t *ks_test_driver_advance_wall_clock(ks_test_driver_t *drv,
         drv->wall_clock += ms;
         for (int i = 0; i < drv->task_cnt; i++) {
                 err = ks__task_punctuate_wall(drv->tasks[i], drv->wall_clock);
+                if (!err)
+                        err = run_until_idle(drv);
                 if (err)
-                        return err;
-                err = run_until_idle(drv);
-                if (err)
-                        return err;
+                        return ks__drv_eos_failed(drv, err);
         }
         return NULL;
 }
@@ -709,7 +768,7 @@ bool ks_test_driver_read(ks_test_driver_t *drv,
                          const char *topic,
                          ks_test_record_t *out) {
         drv_topic_t *t = ks__drv_topic(drv, topic);
-        if (!t || t->read_pos >= t->cnt)
+        if (!t || t->read_pos >= t->cnt || !ks__drv_visible(t, t->read_pos))
                 return false;
         *out = *t->records[t->read_pos++];
         return true;
@@ -718,7 +777,10 @@ bool ks_test_driver_read(ks_test_driver_t *drv,
 size_t ks_test_driver_remaining(const ks_test_driver_t *drv,
                                 const char *topic) {
         const drv_topic_t *t = ks__drv_topic(drv, topic);
-        return t ? t->cnt - t->read_pos : 0;
+        if (!t)
+                return 0;
+        size_t end = t->pending ? t->first_pending : t->cnt;
+        return end > t->read_pos ? end - t->read_pos : 0;
 }
 
 int32_t ks_test_driver_partitions(const ks_test_driver_t *drv,
@@ -758,10 +820,17 @@ uint64_t ks_test_driver_metric(const ks_test_driver_t *drv, const char *name) {
                 return (uint64_t)drv->task_cnt;
         if (!strcmp(name, "commits"))
                 return drv->commits;
+        if (!strcmp(name, "transactions-committed"))
+                return drv->txn.txn_committed;
+        if (!strcmp(name, "transactions-aborted"))
+                return drv->txn.txn_aborted;
         for (size_t m = 0; m < sizeof(metrics) / sizeof(metrics[0]); m++) {
                 if (strcmp(metrics[m].name, name))
                         continue;
-                uint64_t sum = 0;
+                /* Tasks an abort closed count too. */
+                uint64_t sum =
+                        *(const uint64_t *)((const char *)&drv->txn.closed +
+                                            metrics[m].offset);
                 for (int i = 0; i < drv->task_cnt; i++) {
                         const char *base =
                                 (const char *)ks__task_metrics(drv->tasks[i]);
@@ -775,8 +844,7 @@ uint64_t ks_test_driver_metric(const ks_test_driver_t *drv, const char *name) {
 int64_t ks_test_driver_stream_time(const ks_test_driver_t *drv,
                                    int subtopology,
                                    int32_t partition) {
-        ks_task_t *task =
-                task_for((ks_test_driver_t *)drv, subtopology, partition);
+        ks_task_t *task = ks__drv_task_for(drv, subtopology, partition);
         return task ? ks__task_stream_time(task) : -1;
 }
 

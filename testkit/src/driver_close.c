@@ -9,7 +9,7 @@ ks_error_t *ks_test_driver_close_windows(ks_test_driver_t *drv,
          * the suppressions hold every update. Emitting may feed a
          * repartition topic whose sub-topology suppresses again: repeat
          * until a round emits nothing. */
-        ks_error_t *err = ks_test_driver_commit(drv);
+        ks_error_t *err = ks__drv_commit(drv);
         for (bool again = true; !err && again;) {
                 again = false;
                 for (int i = 0; !err && i < drv->task_cnt; i++) {
@@ -18,11 +18,11 @@ ks_error_t *ks_test_driver_close_windows(ks_test_driver_t *drv,
                         if (!err && n) {
                                 total += n;
                                 again = true;
-                                err   = ks_test_driver_commit(drv);
+                                err   = ks__drv_commit(drv);
                         }
                 }
         }
         if (emitted_out)
                 *emitted_out = total;
-        return err;
+        return ks__drv_eos_failed(drv, err);
 }

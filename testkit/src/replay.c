@@ -441,7 +441,8 @@ ks_error_t *ks_test_driver_dump_jsonl(const ks_test_driver_t *drv,
                                     "dump: no topic %s in the driver", topic);
         int64_t window_size;
         ks_window_layout_t layout = topic_layout(drv, topic, &window_size);
-        for (size_t i = 0; i < t->cnt; i++) {
+        /* Under exactly_once_v2, what a read_committed consumer sees. */
+        for (size_t i = 0; i < t->cnt && ks__drv_visible(t, i); i++) {
                 ks_error_t *err =
                         write_line(t->records[i], layout, window_size, out);
                 if (err)

@@ -20,6 +20,33 @@
  *   longer than needed, for replays of any length in bounded memory.
  * - The wall clock starts at 0 and moves only with
  *   ks_test_driver_advance_wall_clock(), so tests are deterministic.
+ *
+ * Exactly-once (processing.guarantee=exactly_once_v2): the driver commits
+ * with the runtime's transactional commit protocol, one transaction over
+ * all its tasks, as a stream thread's:
+ * - What tasks write (sink outputs, repartition records, changelogs, dead
+ *   letters) is pending until the commit. Readers see committed records
+ *   only, as read_committed consumers: ks_test_driver_read(),
+ *   ks_test_driver_remaining() and ks_test_driver_dump_jsonl() stop at the
+ *   first pending record of a topic, and streamed outputs are handed over at
+ *   the commit. Tasks reading a repartition topic get its records at the
+ *   commit too, and process them into the next transaction (which the same
+ *   ks_test_driver_commit() commits, and so on, until a commit releases
+ *   nothing). Records piped in are not transactional: they count at once.
+ * - When a call that processes (a pipe, a replay, a commit, a wall-clock
+ *   advance, a close of the windows) fails, the transaction aborts, as the
+ *   runtime's does: its pending records are discarded from every topic
+ *   (their offsets are not reused, as in Kafka), every task is closed
+ *   without committing (its LMDB transaction aborted) and made again from
+ *   its store (memory stores: from their changelogs) with the committed
+ *   stream times, and is given again every input record since the last
+ *   commit. The call returns the error, as the runtime's thread fails; the
+ *   records given again are processed by the next call that processes
+ *   (before the record a pipe adds; ks_test_driver_commit() to process just
+ *   them), as a restarted instance would. A processor that fails every time
+ *   on a record therefore fails every next call under the "fail" handler.
+ * - Under at_least_once nothing of this applies: the driver goes on past a
+ *   failed record, and no commit or abort changes what readers see.
  */
 #ifndef KSTREAMS_TEST_DRIVER_H
 #define KSTREAMS_TEST_DRIVER_H
@@ -76,7 +103,10 @@ KS_EXPORT void ks_test_driver_set_default_partitions(ks_test_driver_t *drv,
  * A NULL @p key is a null key, a NULL @p value a tombstone. Copies all
  * bytes and headers; the caller keeps ownership.
  * @returns NULL, or the error of a handler set to "fail" (new object: free
- *          with ks_error_destroy()); the driver can be used again after.
+ *          with ks_error_destroy()); the driver can be used again after
+ *          (under exactly_once_v2 the transaction was aborted, and the
+ *          input since the last commit is processed again by the next
+ *          call: see the top of this file).
  */
 KS_EXPORT ks_error_t *ks_test_driver_pipe(ks_test_driver_t *drv,
                                           const char *topic,
@@ -98,9 +128,13 @@ KS_EXPORT ks_error_t *ks_test_driver_pipe_str(ks_test_driver_t *drv,
 /**
  * As Kafka Streams' TopologyTestDriver, the driver commits after every
  * record it processes, so the record caches (statestore.cache.max.bytes)
- * are flushed and every update shows. With @p manual true it commits only
+ * are flushed and every update shows (under exactly_once_v2, each commit
+ * makes what the record caused visible). With @p manual true it commits only
  * in ks_test_driver_commit(): updates then wait in the caches, collapsed
  * per key, until the commit or an eviction, as between a runtime's commits.
+ * Under exactly_once_v2 a transaction then covers every record since the
+ * last commit: an abort discards all their outputs and processes them all
+ * again.
  */
 KS_EXPORT void ks_test_driver_set_manual_commit(ks_test_driver_t *drv,
                                                 bool manual);
@@ -115,9 +149,13 @@ KS_EXPORT void ks_test_driver_set_manual_commit(ks_test_driver_t *drv,
 KS_EXPORT ks_err_t ks_test_driver_use_memory_stores(ks_test_driver_t *drv,
                                                     bool memory);
 /** Commits: flushes every record cache, processes what that sent to
- *  internal topics, and so on until nothing is left. @returns NULL, or the
- *  error a flush failed with (a changelog failure, or a downstream one
- *  under the "fail" processing handler). */
+ *  internal topics, and so on until nothing is left. Under exactly_once_v2
+ *  it first processes the input an abort left to process again, and
+ *  commits the transaction, then what it made visible to repartition
+ *  readers, until a commit releases nothing; a failure aborts (see the top
+ *  of this file). @returns NULL, or the error a flush failed with (a
+ *  changelog failure, or a downstream one under the "fail" processing
+ *  handler). */
 KS_EXPORT ks_error_t *ks_test_driver_commit(ks_test_driver_t *drv);
 
 /** Moves the wall clock forward and runs due wall-clock punctuators. */
@@ -149,7 +187,9 @@ KS_EXPORT int32_t ks_test_driver_partitions(const ks_test_driver_t *drv,
  * collapsed between commits, deletions of keys created since the last
  * commit, and flushes that failed), "enforced-processing" (records
  * processed while another input partition of their task was empty, after
- * max.task.idle.ms), "tasks", "commits" (runs of the commit protocol).
+ * max.task.idle.ms), "tasks", "commits" (runs of the commit protocol),
+ * "transactions-committed" and "transactions-aborted" (exactly_once_v2).
+ * Counters of tasks an abort closed stay in the sums.
  * @returns the sum, or UINT64_MAX for an unknown name.
  */
 KS_EXPORT uint64_t ks_test_driver_metric(const ks_test_driver_t *drv,
@@ -251,7 +291,12 @@ typedef void ks_test_output_fn(ks_test_driver_t *drv,
  * - a record of a topic that tasks read (a source or repartition topic) is
  *   freed as soon as every task that reads it has processed it.
  * So the driver holds no record longer than its processing: what a replay
- * keeps is its state (stores, record caches, suppression buffers).
+ * keeps is its state (stores, record caches, suppression buffers). Under
+ * exactly_once_v2 it holds records until the commit after that: outputs are
+ * handed to @p fn when their transaction commits (an abort drops them), and
+ * input records stay for a replay until a commit covers them. Memory stores
+ * cannot go with it there (an abort restores them from changelogs, which
+ * are not kept): the first pipe fails with KS_ERR_STATE.
  * @param fn           called for each such record; not NULL.
  * @param opaque       passed to @p fn.
  * @param opaque_free  (may be NULL) called on @p opaque when the driver is
