@@ -19,9 +19,12 @@ if [[ -z "${KS_BOOTSTRAP:-}" ]]; then
         eval "$(bash "$here/../infra/kafka/kafka.sh" up bench)"
         trap 'bash "$here/../infra/kafka/kafka.sh" down bench >/dev/null 2>&1' EXIT
 fi
+log=$(mktemp "${TMPDIR:-/tmp}/ks-bench-eos.XXXXXX")
+fail() { echo "run-eos.sh: bench_eos $1 failed:" >&2; tail -n 20 "$log" >&2; exit 1; }
 echo "uptime before: $(uptime)"
-"$bin" throughput --bootstrap "$KS_BOOTSTRAP" --records "$records" --runs "$runs" 2>/dev/null
+"$bin" throughput --bootstrap "$KS_BOOTSTRAP" --records "$records" --runs "$runs" 2>"$log" || fail throughput
 echo
 "$bin" latency --bootstrap "$KS_BOOTSTRAP" --rate "${RATE:-50000}" \
-        --warmup "${WARMUP:-10}" --measure "${MEASURE:-20}" --runs "$runs" 2>/dev/null
+        --warmup "${WARMUP:-10}" --measure "${MEASURE:-20}" --runs "$runs" 2>"$log" || fail latency
+rm -f "$log"
 echo "uptime after:  $(uptime)"
