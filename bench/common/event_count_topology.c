@@ -1,4 +1,4 @@
-/* The event-count topology shared by the benchmarks (event_count_topology.h). */
+/* The event-count topology shared by the benchmarks. */
 #include "event_count_topology.h"
 
 #include <inttypes.h>
@@ -61,8 +61,8 @@ ks_topology_t *ec_topology(const char *in, const char *out) {
                 ks_stream_group_by(valid, "by-type", type_of, NULL,
                                    ks_serde_string(), user_event_serde());
         ks_table_t *counts = ks_windowed_count(
-                ks_grouped_windowed_by(g,
-                                       ks_tumbling_window(EC_WINDOW_MS, EC_GRACE_MS)),
+                ks_grouped_windowed_by(
+                        g, ks_tumbling_window(EC_WINDOW_MS, EC_GRACE_MS)),
                 "event-counts");
         ks_table_t *final = ks_table_suppress(
                 counts, KS_SUPPRESS_UNTIL_WINDOW_CLOSES, 0, "final-counts");
@@ -77,4 +77,3 @@ ks_topology_t *ec_topology(const char *in, const char *out) {
         }
         return t;
 }
-
