@@ -41,12 +41,11 @@
 #include <kstreams/kstreams.h>
 
 #include "common/bench_kafka.h"
+#include "common/event_count_topology.h"
 #include "common/event_gen.h"
 #include "common/user_event_serde.h"
 
 #define PARTITIONS   6
-#define WINDOW_MS    60000
-#define GRACE_MS     172800000 /* 2 days */
 #define GEN_SEED     7
 #define GEN_START_MS 1765533600000LL
 #define GEN_USERS    10000
@@ -55,10 +54,7 @@
 #define FLUSH_MS (GEN_START_MS + 10LL * 86400000)
 #define MAX_SETS 32
 
-static const char *const known_types[] = {
-        "page_view",   "button_click", "form_submit", "purchase",
-        "add_to_cart", "search",       "login",       "logout"};
-#define TYPE_CNT     ((int)(sizeof(known_types) / sizeof(*known_types)))
+#define TYPE_CNT     EC_TYPE_CNT
 #define FLUSH_EVENTS (TYPE_CNT * PARTITIONS)
 
 typedef struct opts_s {
@@ -89,13 +85,6 @@ static void print_result(long records, double secs, double cpu) {
         fflush(stdout);
 }
 
-static int type_index(const char *type) {
-        for (int i = 0; i < TYPE_CNT; i++)
-                if (!strcmp(type, known_types[i]))
-                        return i;
-        return -1;
-}
-
 /* ---- produce, flush ---------------------------------------------------------
  */
 
@@ -123,7 +112,7 @@ static void produce_flush(const char *bootstrap, const char *topic) {
                                 "\"flush\",\"event_type\":\"%s\","
                                 "\"timestamp\":%lld,\"version\":\"1.0\","
                                 "\"data\":{}}",
-                                p, i, known_types[i], (long long)FLUSH_MS);
+                                p, i, ec_known_types[i], (long long)FLUSH_MS);
                         rd_kafka_producev(
                                 rk, RD_KAFKA_V_TOPIC(topic),
                                 RD_KAFKA_V_PARTITION(p),
@@ -224,7 +213,7 @@ static void raw_pipe(const opts_t *o) {
                         got++;
                         if (user_event_decode(dec, m->payload, m->len, &ev, err,
                                               sizeof(err)) ||
-                            type_index(ev.event_type) < 0) {
+                            ec_type_index(ev.event_type) < 0) {
                                 rd_kafka_message_destroy(m);
                                 continue;
                         }
@@ -253,65 +242,6 @@ static void raw_pipe(const opts_t *o) {
 
 /* ---- kstreams ---------------------------------------------------------------
  */
-
-static bool is_valid(const void *key, const void *value, void *opaque) {
-        (void)key, (void)opaque;
-        return value &&
-               type_index(((const user_event_t *)value)->event_type) >= 0;
-}
-
-static const void *type_of(ks_arena_t *a,
-                           const void *key,
-                           const void *value,
-                           void *opaque) {
-        (void)a, (void)key, (void)opaque;
-        return ((const user_event_t *)value)->event_type; /* borrowed */
-}
-
-/* The final count as JSON, keyed by the event type. */
-static ks_kv_t to_json(ks_arena_t *a,
-                       const void *key,
-                       const void *value,
-                       void *opaque) {
-        const ks_windowed_key_t *wk = key;
-        char buf[256];
-        (void)opaque;
-        snprintf(buf, sizeof(buf),
-                 "{\"event_type\":\"%s\",\"window_start\":%" PRId64
-                 ",\"window_end\":%" PRId64 ",\"count\":%" PRId64 "}",
-                 (const char *)wk->key, wk->start, wk->end,
-                 *(const int64_t *)value);
-        return (ks_kv_t){ks_arena_strdup(a, wk->key), ks_arena_strdup(a, buf)};
-}
-
-static ks_topology_t *event_count_topology(const char *in, const char *out) {
-        char err[512];
-        ks_builder_t *b = ks_builder_new();
-        ks_stream_t *ev = ks_stream_with_timestamps(
-                ks_builder_stream(b, in, ks_serde_string(), user_event_serde()),
-                user_event_timestamp_extractor());
-        ks_stream_t *valid =
-                ks_stream_filter(ev, "valid-events", is_valid, NULL);
-        ks_grouped_t *g =
-                ks_stream_group_by(valid, "by-type", type_of, NULL,
-                                   ks_serde_string(), user_event_serde());
-        ks_table_t *counts = ks_windowed_count(
-                ks_grouped_windowed_by(g,
-                                       ks_tumbling_window(WINDOW_MS, GRACE_MS)),
-                "event-counts");
-        ks_table_t *final = ks_table_suppress(
-                counts, KS_SUPPRESS_UNTIL_WINDOW_CLOSES, 0, "final-counts");
-        ks_stream_to(ks_stream_map(ks_table_to_stream(final, NULL), "to-json",
-                                   to_json, NULL),
-                     out, ks_serde_string(), ks_serde_string());
-        ks_topology_t *t = ks_builder_build(b, err, sizeof(err));
-        ks_builder_destroy(b);
-        if (!t) {
-                fprintf(stderr, "bench: topology: %s\n", err);
-                exit(1);
-        }
-        return t;
-}
 
 static void conf_set(ks_conf_t *c, const char *name, const char *value) {
         char err[512];
@@ -409,7 +339,7 @@ static void wait_processed(ks_streams_t *s,
 }
 
 static void run_kstreams(const opts_t *o) {
-        ks_topology_t *t = event_count_topology(o->topic, o->out);
+        ks_topology_t *t = ec_topology(o->topic, o->out);
         ks_streams_t *s  = start_streams(o, t);
         double t0 = 0, c0 = 0;
         uint64_t n = (uint64_t)o->records;
@@ -450,11 +380,11 @@ typedef struct expected_s {
 static void expected_counts(expected_t *x, long records) {
         event_gen_t *gen = event_gen_new(GEN_SEED, GEN_START_MS, GEN_USERS);
         user_event_t ev;
-        x->first_minute = GEN_START_MS / WINDOW_MS;
+        x->first_minute = GEN_START_MS / EC_WINDOW_MS;
         for (long i = 0; i < records; i++) {
                 event_gen_next(gen, &ev);
-                int ti       = type_index(ev.event_type);
-                int64_t slot = ev.timestamp_ms / WINDOW_MS - x->first_minute;
+                int ti       = ec_type_index(ev.event_type);
+                int64_t slot = ev.timestamp_ms / EC_WINDOW_MS - x->first_minute;
                 if (ti < 0)
                         continue;
                 if (slot < 0 || slot >= MAX_MINUTES) {
@@ -508,7 +438,7 @@ static void check_output(const opts_t *o) {
                 const char *type =
                         j ? json_string_value(json_object_get(j, "event_type"))
                           : NULL;
-                int ti     = type ? type_index(type) : -1;
+                int ti     = type ? ec_type_index(type) : -1;
                 int64_t ws = j ? json_integer_value(
                                          json_object_get(j, "window_start"))
                                : 0;
@@ -517,8 +447,8 @@ static void check_output(const opts_t *o) {
                           : 0;
                 int64_t cnt =
                         j ? json_integer_value(json_object_get(j, "count")) : 0;
-                int64_t slot = ws / WINDOW_MS - x->first_minute;
-                if (ti < 0 || ws % WINDOW_MS || we != ws + WINDOW_MS ||
+                int64_t slot = ws / EC_WINDOW_MS - x->first_minute;
+                if (ti < 0 || ws % EC_WINDOW_MS || we != ws + EC_WINDOW_MS ||
                     slot < 0 || slot >= MAX_MINUTES ||
                     m->key_len != strlen(type) ||
                     memcmp(m->key, type, m->key_len)) {
