@@ -60,6 +60,7 @@ asan: check-deps
 	bash infra/deps.sh ensure-services
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    CK_TIMEOUT_MULTIPLIER=3 \
 	    ctest --output-on-failure -j $(JOBS) --timeout 1800
 
 # Each fuzz target for FUZZ_SECONDS; skipped with a message without clang
