@@ -68,6 +68,9 @@ static void gen(int i, char *key, char *value) {
 typedef struct feeder_s {
         int from, n, chunk, pause_ms;
         atomic_int done;
+        /* The feeder waits while it has produced this many (0: never):
+         * the test holds input back for the failures still to come. */
+        atomic_int gate;
 } feeder_t;
 
 static _Thread_local int gen_offset;
@@ -78,6 +81,9 @@ static void gen_at(int i, char *key, char *value) {
 static void *feed(void *arg) {
         feeder_t *f = arg;
         for (int i = 0; i < f->n; i += f->chunk) {
+                int gate;
+                while ((gate = atomic_load(&f->gate)) && i >= gate)
+                        usleep(50 * 1000);
                 int c      = f->n - i < f->chunk ? f->n - i : f->chunk;
                 gen_offset = f->from + i;
                 kt_produce_gen(bootstrap, in, c, gen_at);
@@ -336,7 +342,9 @@ START_TEST(sigkill_many_times_leaves_output_and_state_exact) {
         fprintf(stderr, "kill schedule seed %u\n", seed);
         /* About 30 s of input, so that every kill lands while records are
          * produced and processed, most with a transaction open. */
-        feeder_t f = {0, total + KEYS, 2000, 300, 0};
+        /* At most 15000 records ahead of each kill: input is left for
+         * every one of them, however slowly instances restart. */
+        feeder_t f = {0, total + KEYS, 2000, 300, 0, 15000};
         pthread_t feeder;
         ck_assert_int_eq(pthread_create(&feeder, NULL, feed, &f), 0);
         int kills = 0, in_flight = 0;
@@ -358,6 +366,7 @@ START_TEST(sigkill_many_times_leaves_output_and_state_exact) {
                 int before = atomic_load(&f.done);
                 kt_stop(a, SIGKILL, 1000);
                 in_flight += before < total;
+                atomic_store(&f.gate, kills < 11 ? (kills + 2) * 15000 : 0);
                 a = start(dir, "eos-a");
         }
         pthread_join(feeder, NULL);
@@ -379,7 +388,7 @@ START_TEST(a_killed_instance_hands_over_and_takes_back_exactly) {
         char d1[] = "/tmp/ks-eos-XXXXXX", d2[] = "/tmp/ks-eos-XXXXXX";
         ck_assert_ptr_nonnull(mkdtemp(d1));
         ck_assert_ptr_nonnull(mkdtemp(d2));
-        feeder_t f = {0, total + KEYS, 1000, 600, 0};
+        feeder_t f = {0, total + KEYS, 1000, 600, 0, 0};
         pthread_t feeder;
         ck_assert_int_eq(pthread_create(&feeder, NULL, feed, &f), 0);
         pid_t b = start_as(d2, NULL, false);
@@ -417,7 +426,7 @@ START_TEST(a_second_process_with_the_same_instance_id_is_fenced) {
         char d1[] = "/tmp/ks-eos-XXXXXX", d2[] = "/tmp/ks-eos-XXXXXX";
         ck_assert_ptr_nonnull(mkdtemp(d1));
         ck_assert_ptr_nonnull(mkdtemp(d2));
-        feeder_t f = {0, total + KEYS, 1000, 400, 0};
+        feeder_t f = {0, total + KEYS, 1000, 400, 0, 0};
         pthread_t feeder;
         ck_assert_int_eq(pthread_create(&feeder, NULL, feed, &f), 0);
         pid_t a = start(d1, NULL);
@@ -496,7 +505,7 @@ START_TEST(broker_restarts_leave_output_exact) {
         char dir[] = "/tmp/ks-eos-XXXXXX", args[160];
         ck_assert_ptr_nonnull(mkdtemp(dir));
         /* About 40 s of input: both restarts find it still coming. */
-        feeder_t f = {0, total + KEYS, 1000, 600, 0};
+        feeder_t f = {0, total + KEYS, 1000, 600, 0, 35000};
         pthread_t feeder;
         ck_assert_int_eq(pthread_create(&feeder, NULL, feed, &f), 0);
         pid_t a = start(dir, NULL);
@@ -517,6 +526,7 @@ START_TEST(broker_restarts_leave_output_exact) {
                 snprintf(args, sizeof(args), "stop-broker %d %s", i, cluster);
                 ck_assert_int_eq(kt_kafka_sh(args, NULL, 0), 0);
         }
+        atomic_store(&f.gate, 0); /* the rest comes during the outage */
         sleep_ms(3000);
         /* Together: a KRaft node cannot finish starting without a quorum
          * of controllers. */
