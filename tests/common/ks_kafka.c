@@ -130,7 +130,8 @@ void kt_produce(const char *bootstrap,
                 snprintf(value, sizeof(value), fmt, i);
                 produce(rk, topic, key, value, strlen(value));
         }
-        ck_assert_int_eq(rd_kafka_flush(rk, 60000), 0);
+        /* Long enough to ride out a cluster's restart (test_eos). */
+        ck_assert_int_eq(rd_kafka_flush(rk, 180000), 0);
         rd_kafka_destroy(rk);
 }
 
@@ -144,7 +145,8 @@ void kt_produce_gen(const char *bootstrap,
                 gen(i, key, value);
                 produce(rk, topic, key, value, strlen(value));
         }
-        ck_assert_int_eq(rd_kafka_flush(rk, 60000), 0);
+        /* Long enough to ride out a cluster's restart (test_eos). */
+        ck_assert_int_eq(rd_kafka_flush(rk, 180000), 0);
         rd_kafka_destroy(rk);
 }
 
