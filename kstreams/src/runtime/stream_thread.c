@@ -666,6 +666,7 @@ void ks__stream_thread_destroy(ks_stream_thread_t *t) {
         if (t->producer)
                 rd_kafka_destroy(t->producer);
         ks__collector_fini(&t->collector);
+        free(t->txn.cause);
         ks_error_destroy(t->fatal);
         free(t->running);
         ks__obs_fini(t);

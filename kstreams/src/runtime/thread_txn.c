@@ -298,8 +298,11 @@ ks_error_t *ks__txn_recover(ks_stream_thread_t *t) {
 }
 
 void ks__txn_close(ks_stream_thread_t *t) {
-        if (t->txn.open && t->producer)
+        if (t->txn.open && t->producer) {
                 ks__txn_abort(t);
+                /* Its purged records' reports, served as purged. */
+                ks__collector_purge(&t->collector);
+        }
         free(t->txn.cause);
         t->txn.cause = NULL;
 }
