@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317 # functions run through trap, wait_for and "act_$kind"
 # A chaos soak (issue 14): the three jobs of kstreams-app (event-count,
 # revenue, sessions, with --postgres) under exactly_once_v2, in three
 # instances sharing their groups (one --application-id-prefix, a state dir
@@ -8,7 +9,8 @@
 # a chaos loop takes one action at a time, picked at random from a seeded
 # sequence (printed; the first four are the four kinds in a shuffled order,
 # so that even a short run has each):
-#   kill    SIGKILL a random running instance, start it again (same state dir)
+#   kill    SIGKILL a random instance that has tasks (else any), start it
+#           again (same state dir)
 #   broker  restart one broker: kafka.sh stop-broker N, 5 s, start-broker N
 #   pg      stop PostgreSQL for 10 s (pg.sh stop: every connection drops)
 #   scale   add a 4th instance (fresh state dir), or remove it (SIGTERM)
@@ -45,13 +47,14 @@
 # Failing, it keeps its logs (path printed). It stops whatever it started.
 set -euo pipefail
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-        sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
+        sed -n '3,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
         exit 0
 fi
 [[ $# -eq 0 ]] || {
         echo "usage: soak.sh [--help]" >&2
         exit 2
 }
+# shellcheck disable=SC2034 # read by lib_system.sh
 KS_SCRIPT_NAME=soak
 # shellcheck source=../system/lib_system.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../system/lib_system.sh"
@@ -78,7 +81,7 @@ p=soak-$$-$RANDOM
 schema=${p//-/_}
 in=$p-user-events out=$p-analytics dlq=$p-dlq
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ks-soak.XXXXXX")
-cluster_up= pg_up= producer_pid= ok=
+cluster_up='' pg_up='' producer_pid='' ok=''
 declare -A pid=() run=()
 KS_PG_DSN=
 BOOT=
@@ -91,12 +94,12 @@ note() { echo "soak: [$(date -u +%H:%M:%S)] $*"; }
 cleanup() {
         local i
         for i in "${!pid[@]}"; do
-                [[ -n ${pid[$i]} ]] && kill -KILL "${pid[$i]}" 2>/dev/null || true
+                if [[ -n ${pid[$i]} ]]; then kill -KILL "${pid[$i]}" 2>/dev/null || true; fi
         done
-        [[ -n $producer_pid ]] && kill -KILL "$producer_pid" 2>/dev/null || true
+        if [[ -n $producer_pid ]]; then kill -KILL "$producer_pid" 2>/dev/null || true; fi
         wait 2>/dev/null || true
-        [[ -n $pg_up ]] && pg down "$name" >/dev/null 2>&1 || true
-        [[ -n $cluster_up ]] && kafka cluster-down "$name" >/dev/null 2>&1 || true
+        if [[ -n $pg_up ]]; then pg down "$name" >/dev/null 2>&1 || true; fi
+        if [[ -n $cluster_up ]]; then kafka cluster-down "$name" >/dev/null 2>&1 || true; fi
         if [[ -n $ok ]]; then
                 rm -rf "$tmp"
         else
@@ -218,9 +221,25 @@ sleep_alive() {
 
 declare -A done_n=([kill]=0 [broker]=0 [pg]=0 [scale-up]=0 [scale-down]=0)
 
+# An instance with tasks (the jobs' last lines), else any running one.
+busy() {
+        local i job n
+        for i in $(running); do
+                for job in "${JOBS[@]}"; do
+                        n=$(field "$i" "$job" tasks)
+                        if [[ -n $n ]] && ((n > 0)); then
+                                echo "$i"
+                                break
+                        fi
+                done
+        done
+        return 0
+}
+
 act_kill() {
         local slots i
-        mapfile -t slots < <(running)
+        mapfile -t slots < <(busy)
+        ((${#slots[@]})) || mapfile -t slots < <(running)
         i=${slots[RANDOM % ${#slots[@]}]}
         note "kill: SIGKILL instance $i (pid ${pid[$i]}); its last lines:"
         grep -h '^\[.*\] RUNNING ' "$(log_of "$i")" | tail -n 3 | sed 's/^/    /'
