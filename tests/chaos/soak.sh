@@ -56,7 +56,7 @@ fi
 }
 # shellcheck disable=SC2034 # read by lib_system.sh
 KS_SCRIPT_NAME=soak
-# shellcheck source=../system/lib_system.sh
+# shellcheck source-path=SCRIPTDIR source=../system/lib_system.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../system/lib_system.sh"
 
 MINUTES=${SOAK_MINUTES:-3}
@@ -107,6 +107,7 @@ cleanup() {
         fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 note "seed $SEED (SOAK_SEED=$SEED replays the sequence of actions), $MINUTES min at $RATE events/s: $EVENTS events"
 line=$(kafka cluster-up "$name" 2>"$tmp/cluster.log") || fail "kafka.sh cluster-up: $(tail -3 "$tmp/cluster.log")"
