@@ -9,7 +9,7 @@ CMAKE_ARGS ?=
 
 .PHONY: all build deps check-deps test test-unit demo demo-offline asan release-check fuzz \
         format format-check \
-        kafka-up kafka-down pg-up pg-down install clean bench help
+        kafka-up kafka-down pg-up pg-down install clean bench soak help
 
 all: build
 
@@ -26,6 +26,7 @@ help:
 	@echo "make kafka-down   stop it"
 	@echo "make pg-up/pg-down  start/stop an ephemeral PostgreSQL"
 	@echo "make bench        run the benchmarks and print their figures"
+	@echo "make soak         chaos soak of the three jobs, exactly once, SOAK_MINUTES (3)"
 
 deps:
 	bash infra/deps.sh install
@@ -87,6 +88,14 @@ install: build
 
 bench: build
 	bash bench/run-all.sh $(BUILD)
+
+# tests/chaos/soak.sh: its own 3-node cluster and PostgreSQL; kills,
+# broker restarts, PostgreSQL outages, an instance added and removed, then
+# the results checked exactly. SOAK_MINUTES (3), SOAK_RATE, SOAK_SEED.
+SOAK_MINUTES ?= 3
+soak: build
+	bash infra/deps.sh ensure-services
+	SOAK_MINUTES=$(SOAK_MINUTES) bash tests/chaos/soak.sh
 
 kafka-up:
 	@bash infra/kafka/kafka.sh up
