@@ -7,7 +7,8 @@
 # records). A driver that kept every record read would grow by more than
 # that input. The larger run's results and dead letters must also equal
 # tests/apps/expected.py's (the outputs are streamed to the file).
-# bench/replay-memory.sh measures 100,000 against 1,000,000 events.
+# bench/replay-memory.sh measures 100,000 against 1,000,000 events. Under
+# a sanitizer (KS_SANITIZE) only the results are checked.
 set -euo pipefail
 KS_SOURCE_DIR=${KS_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 KS_BINARY_DIR=${KS_BINARY_DIR:-$KS_SOURCE_DIR/build}
@@ -50,6 +51,13 @@ python3 "$KS_SOURCE_DIR/tests/apps/compare.py" "$tmp/out200000.jsonl" \
         "$tmp/want" "$tmp/want-dlq" >"$tmp/cmp" 2>&1 ||
         fail "200,000 events: $(cat "$tmp/cmp")"
 echo "peak RSS: 20,000 events $((small / 1024)) MiB, 200,000 events $((large / 1024)) MiB (input $((input_kb / 1024)) MiB); $(cat "$tmp/cmp")"
+# Under a sanitizer, freed memory waits in the allocator's quarantine and
+# shadow memory stays resident: the RSS says nothing about what the driver
+# keeps. The results are still checked above.
+if [[ -n ${KS_SANITIZE:-} ]]; then
+        echo "PASS: test_replay_memory (results only: RSS not bounded under $KS_SANITIZE)"
+        exit 0
+fi
 ((large - small <= 12 * 1024)) ||
         fail "peak RSS grew by $(((large - small) / 1024)) MiB for 10x the input"
 echo "PASS: test_replay_memory"
