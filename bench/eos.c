@@ -70,13 +70,6 @@ typedef struct guarantee_s {
         const char *name, *guarantee, *commit_ms;
 } guarantee_t;
 
-static double cpu_s(void) {
-        struct rusage ru;
-        getrusage(RUSAGE_SELF, &ru);
-        return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-               (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
 static int64_t realtime_us(void) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -188,7 +181,7 @@ static double tput_run(const opts_t *o,
                 double now = bench_now_s();
                 if (!t0 && m.records_processed > 0) {
                         t0 = now;
-                        c0 = cpu_s();
+                        c0 = bench_cpu_s();
                 }
                 if (m.records_processed >= target)
                         break;
@@ -200,7 +193,7 @@ static double tput_run(const opts_t *o,
                 }
                 usleep(2000);
         }
-        double secs = bench_now_s() - t0, cpu = cpu_s() - c0;
+        double secs = bench_now_s() - t0, cpu = bench_cpu_s() - c0;
         ks_streams_metrics(s, &m);
         printf("RESULT mode=throughput guarantee=%s commit_ms=%s round=%d "
                "records=%ld secs=%.3f rate=%.0f cpu=%.3f commits=%" PRIu64

@@ -66,13 +66,6 @@ typedef struct opts_s {
         int set_cnt;
 } opts_t;
 
-static double cpu_s(void) {
-        struct rusage ru;
-        getrusage(RUSAGE_SELF, &ru);
-        return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-               (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
 static long peak_rss_kb(void) {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
@@ -170,13 +163,13 @@ static void raw_consume(const opts_t *o) {
                 for (ssize_t i = 0; i < k; i++) {
                         if (!batch[i]->err && !t0) {
                                 t0 = bench_now_s();
-                                c0 = cpu_s();
+                                c0 = bench_cpu_s();
                         }
                         got += !batch[i]->err;
                         rd_kafka_message_destroy(batch[i]);
                 }
         }
-        print_result(got, bench_now_s() - t0, cpu_s() - c0);
+        print_result(got, bench_now_s() - t0, bench_cpu_s() - c0);
         rd_kafka_queue_destroy(q);
         rd_kafka_destroy(rk);
 }
@@ -208,7 +201,7 @@ static void raw_pipe(const opts_t *o) {
                         }
                         if (!t0) {
                                 t0 = bench_now_s();
-                                c0 = cpu_s();
+                                c0 = bench_cpu_s();
                         }
                         got++;
                         if (user_event_decode(dec, m->payload, m->len, &ev, err,
@@ -232,7 +225,7 @@ static void raw_pipe(const opts_t *o) {
                 rd_kafka_poll(pr, 0);
         }
         rd_kafka_flush(pr, 120000);
-        print_result(got, bench_now_s() - t0, cpu_s() - c0);
+        print_result(got, bench_now_s() - t0, bench_cpu_s() - c0);
         fprintf(stderr, "bench: raw pipe: %ld valid of %ld\n", valid, got);
         user_event_decoder_destroy(dec);
         rd_kafka_queue_destroy(q);
@@ -316,7 +309,7 @@ static void wait_processed(ks_streams_t *s,
                 double now = bench_now_s();
                 if (t0 && !*t0 && m.records_processed > 0) {
                         *t0 = now;
-                        *c0 = cpu_s();
+                        *c0 = bench_cpu_s();
                 }
                 if (trace && t0 && *t0 && now - last_trace >= 0.1) {
                         last_trace = now;
@@ -344,7 +337,7 @@ static void run_kstreams(const opts_t *o) {
         double t0 = 0, c0 = 0;
         uint64_t n = (uint64_t)o->records;
         wait_processed(s, 2 * n, o->trace, &t0, &c0);
-        print_result(o->records, bench_now_s() - t0, cpu_s() - c0);
+        print_result(o->records, bench_now_s() - t0, bench_cpu_s() - c0);
         /* Close every window, give a commit interval for the caches to
          * reach the suppression, then close (its commit flushes the rest
          * and waits for the acknowledgements). */

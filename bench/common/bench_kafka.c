@@ -1,4 +1,5 @@
 /* Helpers shared by the benchmarks that talk to a real broker. */
+#include <sys/resource.h>
 #include "bench_kafka.h"
 
 #include <stdio.h>
@@ -177,4 +178,11 @@ double bench_raw_pipe(const char *bootstrap,
         rd_kafka_destroy(rk);
         rd_kafka_destroy(pr);
         return secs;
+}
+
+double bench_cpu_s(void) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+               (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }

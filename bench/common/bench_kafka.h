@@ -5,6 +5,8 @@
 #include <librdkafka/rdkafka.h>
 
 double bench_now_s(void);
+/** CPU seconds (user + system) this process has used. */
+double bench_cpu_s(void);
 /** A producer (large batches) or a consumer in @p group; exits on error. */
 rd_kafka_t *bench_client(rd_kafka_type_t type,
                          const char *bootstrap,

@@ -396,3 +396,32 @@ bool kt_cluster_up(const char *name, char *bootstrap, size_t size) {
         bootstrap[strcspn(bootstrap, "\r\n")] = '\0';
         return true;
 }
+
+int64_t kt_topic_records(const char *bootstrap,
+                         const char *topic,
+                         int32_t partitions) {
+        char err[256];
+        rd_kafka_conf_t *c = rd_kafka_conf_new();
+        rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, err, sizeof(err));
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
+        int64_t sum    = 0;
+        for (int32_t p = 0; p < partitions; p++) {
+                int64_t lo, hi;
+                if (!rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi,
+                                                      5000))
+                        sum += hi;
+        }
+        rd_kafka_destroy(rk);
+        return sum;
+}
+
+int kt_log_count(const char *path, const char *text) {
+        FILE *f = fopen(path, "r");
+        char line[2048];
+        int n = 0;
+        while (f && fgets(line, sizeof(line), f))
+                n += strstr(line, text) != NULL;
+        if (f)
+                fclose(f);
+        return n;
+}

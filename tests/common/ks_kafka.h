@@ -100,6 +100,15 @@ int kt_kafka_sh(const char *args, char *out, size_t out_size);
  *  its bootstrap servers to @p bootstrap. @returns false on failure. */
 bool kt_cluster_up(const char *name, char *bootstrap, size_t size);
 
+/** Records in partitions 0..@p partitions-1 of @p topic: the sum of their
+ *  high watermarks (transaction markers included); 0 where the broker does
+ *  not answer in 5 s. */
+int64_t kt_topic_records(const char *bootstrap,
+                         const char *topic,
+                         int32_t partitions);
+/** Lines of the file @p path that contain @p text (0 if it is missing). */
+int kt_log_count(const char *path, const char *text);
+
 /** A name unique to this run: "<prefix>-<pid>-<time>". */
 const char *kt_unique(const char *prefix);
 

@@ -73,3 +73,22 @@ wait_for() {
 }
 
 topics() { bash "$KAFKA_SH" topics "$@"; }
+
+# app_table_rows: the kstreams-app tables (event_counts, revenue,
+# user_sessions) as the jobs' JSON values, one a line, to compare with
+# tests/apps/expected.py's. Uses the caller's q() (psql on its schema).
+epoch_ms() { echo "(extract(epoch FROM $1) * 1000)::bigint"; }
+app_table_rows() {
+        q -c "SELECT json_build_object('job', 'event-count', 'event_type', event_type,
+                      'window_start', $(epoch_ms window_start), 'window_end', $(epoch_ms window_end),
+                      'count', count) FROM event_counts"
+        q -c "SELECT json_build_object('job', 'revenue', 'currency', currency,
+                      'window_start', $(epoch_ms window_start), 'window_end', $(epoch_ms window_end),
+                      'revenue_cents', revenue_cents, 'purchases', purchases,
+                      'avg_order_value_cents', avg_order_value_cents) FROM revenue"
+        q -c "SELECT json_build_object('job', 'sessions', 'user_id', user_id,
+                      'session_start', $(epoch_ms session_start), 'session_end', $(epoch_ms session_end),
+                      'duration_ms', duration_ms, 'events', events,
+                      'purchases', purchases, 'revenue_cents', revenue_cents)
+               FROM user_sessions"
+}

@@ -214,19 +214,7 @@ app_pid=
 ((rc == 0)) || fail "kstreams-app exited with $rc after SIGTERM: $(tail -5 "$tmp/app$run.log")"
 
 # The tables, as the jobs' JSON values.
-ms() { echo "(extract(epoch FROM $1) * 1000)::bigint"; }
-q -c "SELECT json_build_object('job', 'event-count', 'event_type', event_type,
-              'window_start', $(ms window_start), 'window_end', $(ms window_end),
-              'count', count) FROM event_counts" >"$tmp/rows"
-q -c "SELECT json_build_object('job', 'revenue', 'currency', currency,
-              'window_start', $(ms window_start), 'window_end', $(ms window_end),
-              'revenue_cents', revenue_cents, 'purchases', purchases,
-              'avg_order_value_cents', avg_order_value_cents) FROM revenue" >>"$tmp/rows"
-q -c "SELECT json_build_object('job', 'sessions', 'user_id', user_id,
-              'session_start', $(ms session_start), 'session_end', $(ms session_end),
-              'duration_ms', duration_ms, 'events', events,
-              'purchases', purchases, 'revenue_cents', revenue_cents)
-       FROM user_sessions" >>"$tmp/rows"
+app_table_rows >"$tmp/rows"
 kcat -b "$KS_BOOTSTRAP" -C -J -e -o beginning -q -X isolation.level=read_committed \
         -t "$out" >"$tmp/out.jsonl"
 kcat -b "$KS_BOOTSTRAP" -C -J -e -o beginning -q -X isolation.level=read_committed \

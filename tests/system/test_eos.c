@@ -272,34 +272,6 @@ static long sum_in_log(const char *name) {
 
 #define RUNNING "ks_test_app: state REBALANCING -> RUNNING"
 
-static int log_count(const char *text) {
-        FILE *f = fopen(log_path, "r");
-        char line[2048];
-        int n = 0;
-        while (f && fgets(line, sizeof(line), f))
-                n += strstr(line, text) != NULL;
-        if (f)
-                fclose(f);
-        return n;
-}
-
-/* Records in the topic's two partitions (their high watermarks). */
-static int64_t topic_records(const char *topic) {
-        char err[256];
-        rd_kafka_conf_t *c = rd_kafka_conf_new();
-        rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, err, sizeof(err));
-        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
-        int64_t sum    = 0;
-        for (int32_t p = 0; p < 2; p++) {
-                int64_t lo, hi;
-                if (!rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi,
-                                                      5000))
-                        sum += hi;
-        }
-        rd_kafka_destroy(rk);
-        return sum;
-}
-
 static void sleep_ms(int ms) {
         struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
@@ -350,16 +322,18 @@ START_TEST(sigkill_many_times_leaves_output_and_state_exact) {
         int kills = 0, in_flight = 0;
         /* Static membership: a restart takes its partitions back with no
          * wait for the dead member's session to expire. */
-        int running = log_count(RUNNING);
+        int running = kt_log_count(log_path, RUNNING);
         pid_t a     = start(dir, "eos-a");
         for (; kills < 12; kills++) {
                 /* Once it processes (its output grows): a kill before that
                  * tests little. */
-                for (int i = 0; i < 200 && log_count(RUNNING) <= running; i++)
+                for (int i = 0;
+                     i < 200 && kt_log_count(log_path, RUNNING) <= running; i++)
                         sleep_ms(100);
-                running        = log_count(RUNNING);
-                int64_t output = topic_records(out);
-                for (int i = 0; i < 200 && topic_records(out) < output + 3000;
+                running        = kt_log_count(log_path, RUNNING);
+                int64_t output = kt_topic_records(bootstrap, out, 2);
+                for (int i = 0; i < 200 && kt_topic_records(bootstrap, out, 2) <
+                                                   output + 3000;
                      i++)
                         sleep_ms(50);
                 sleep_ms((int)(rand_r(&seed) % 700));
@@ -458,7 +432,9 @@ START_TEST(a_second_process_with_the_same_instance_id_is_fenced) {
         }
         ck_assert_msg(stopped, "neither process stopped in 120 s (see %s)",
                       log_path);
-        ck_assert_int_ge(log_count("another process uses this instance id"), 1);
+        ck_assert_int_ge(
+                kt_log_count(log_path, "another process uses this instance id"),
+                1);
         pthread_join(feeder, NULL);
         expected_t e = expect();
         /* The one left takes every task once the other's session ends. */
@@ -484,7 +460,7 @@ static void cluster_down(void) {
 
 /* Waits (60 s at most) until the output topic holds @p n records. */
 static void await_output(int64_t n) {
-        for (int i = 0; i < 600 && topic_records(out) < n; i++)
+        for (int i = 0; i < 600 && kt_topic_records(bootstrap, out, 2) < n; i++)
                 sleep_ms(100);
 }
 
@@ -511,7 +487,7 @@ START_TEST(broker_restarts_leave_output_exact) {
         pid_t a = start(dir, NULL);
         await_output(5000);
         fprintf(stderr, "node 2 down at %lld output records\n",
-                (long long)topic_records(out));
+                (long long)kt_topic_records(bootstrap, out, 2));
         snprintf(args, sizeof(args), "stop-broker 2 %s", cluster);
         ck_assert_int_eq(kt_kafka_sh(args, NULL, 0), 0);
         sleep_ms(5000);
@@ -521,7 +497,7 @@ START_TEST(broker_restarts_leave_output_exact) {
         await_output(25000);
         int before = atomic_load(&f.done);
         fprintf(stderr, "every node down at %lld output records\n",
-                (long long)topic_records(out));
+                (long long)kt_topic_records(bootstrap, out, 2));
         for (int i = 1; i <= 3; i++) {
                 snprintf(args, sizeof(args), "stop-broker %d %s", i, cluster);
                 ck_assert_int_eq(kt_kafka_sh(args, NULL, 0), 0);
@@ -537,7 +513,8 @@ START_TEST(broker_restarts_leave_output_exact) {
                  "for j in $(jobs -p); do wait $j || exit 1; done",
                  KS_SOURCE_DIR, cluster);
         ck_assert_msg(system(cmd) == 0, "the nodes did not start again");
-        for (int i = 0; i < 600 && topic_records(out) <= 0; i++)
+        for (int i = 0; i < 600 && kt_topic_records(bootstrap, out, 2) <= 0;
+             i++)
                 sleep_ms(100);
         pthread_join(feeder, NULL);
         ck_assert_msg(before < total,

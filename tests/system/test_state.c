@@ -104,35 +104,6 @@ static void *feed(void *arg) {
         return NULL;
 }
 
-/* Records in the topic's partitions (the sum of their high watermarks). */
-static int64_t topic_records(const char *topic) {
-        char err[256];
-        rd_kafka_conf_t *c = rd_kafka_conf_new();
-        rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, err, sizeof(err));
-        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
-        int64_t sum    = 0;
-        for (int32_t p = 0; p < 4; p++) {
-                int64_t lo, hi;
-                if (!rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi,
-                                                      5000))
-                        sum += hi;
-        }
-        rd_kafka_destroy(rk);
-        return sum;
-}
-
-/* Lines of the instances' log that contain @p text. */
-static int log_count(const char *text) {
-        FILE *f = fopen(log_path, "r");
-        char line[2048];
-        int n = 0;
-        while (f && fgets(line, sizeof(line), f))
-                n += strstr(line, text) != NULL;
-        if (f)
-                fclose(f);
-        return n;
-}
-
 START_TEST(sigkill_in_flight_loses_nothing_and_counts_exactly) {
         if (!bootstrap)
                 return;
@@ -159,12 +130,12 @@ START_TEST(sigkill_in_flight_loses_nothing_and_counts_exactly) {
                 /* Busy: more output, and more input while there is more
                  * to come (then the backlog keeps it busy). 60 s at most. */
                 int from     = atomic_load(&f.done);
-                int64_t out0 = topic_records(out);
+                int64_t out0 = kt_topic_records(bootstrap, out, 4);
                 bool busy    = false;
                 for (int w = 0; w < 600 && !busy; w++) {
                         int done = atomic_load(&f.done);
                         busy = (done >= TOTAL || done >= from + TOTAL / 10) &&
-                               topic_records(out) > out0;
+                               kt_topic_records(bootstrap, out, 4) > out0;
                         if (!busy)
                                 usleep(100 * 1000);
                 }
@@ -175,13 +146,14 @@ START_TEST(sigkill_in_flight_loses_nothing_and_counts_exactly) {
                 kills++;
                 a = start_cached(dir, "0");
                 for (int w = 0;
-                     w < 300 && log_count("thread 0: assigned") < kills + 1;
+                     w < 300 &&
+                     kt_log_count(log_path, "thread 0: assigned") < kills + 1;
                      w++)
                         usleep(100 * 1000);
-                in_flight = log_count("restoring store") +
-                                    log_count(
-                                            "written after the last "
-                                            "commit") >
+                in_flight = kt_log_count(log_path, "restoring store") +
+                                    kt_log_count(log_path,
+                                                 "written after the last "
+                                                 "commit") >
                             0;
                 fprintf(stderr,
                         "SIGKILL %d after %d of %d records were produced: "

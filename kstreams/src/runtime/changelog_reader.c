@@ -160,17 +160,14 @@ ks_restore_add_t ks__reader_add(ks_stream_thread_t *t,
                 /* What the last commit covered: what its metadata says,
                  * or the checkpoint if a later commit moved only that (no
                  * input offset moved). Unknown: everything. */
+                /* Under exactly_once_v2 everything: read_committed shows
+                 * only committed records, with or without an input offset
+                 * (a punctuation's), and never aborted ones. */
                 int64_t apply_end = hi;
-                if (t->s->eos) {
-                        /* read_committed: every record it sees was
-                         * committed, with or without an input offset (a
-                         * punctuation's); aborted ones it never sees. */
-                        apply_end = hi;
-                } else if (info.committed >= 0) {
+                if (!t->s->eos && info.committed >= 0)
                         apply_end = info.committed > info.checkpoint
                                             ? info.committed
                                             : info.checkpoint;
-                }
                 restoring_t *rp = part_add(r);
                 char *name      = strdup(info.changelog);
                 if (!rp || !name) {

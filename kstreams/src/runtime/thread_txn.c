@@ -133,23 +133,6 @@ static ks_error_t *not_committed(ks_stream_thread_t *t) {
  * leaves the abort to the loop. */
 static ks_error_t *commit_txn(ks_stream_thread_t *t,
                               const ks_task_offset_t *offsets,
-                              int cnt);
-
-static ks_error_t *commit_txn_op(void *opaque,
-                                 const ks_task_offset_t *offsets,
-                                 int cnt) {
-        ks_stream_thread_t *t = opaque;
-        int n;
-        ks_task_offset_t *all = ks__thread_with_positions(t, offsets, cnt, &n);
-        if (!all)
-                return ks_error_new(KS_ERR_NOMEM, "commit: out of memory");
-        ks_error_t *err = commit_txn(t, all, n);
-        free(all);
-        return err;
-}
-
-static ks_error_t *commit_txn(ks_stream_thread_t *t,
-                              const ks_task_offset_t *offsets,
                               int cnt) {
         if (!t->txn.open && !cnt)
                 return NULL; /* nothing sent, nothing consumed */
@@ -188,11 +171,23 @@ static ks_error_t *commit_txn(ks_stream_thread_t *t,
         if (e)
                 return not_committed(t);
         t->txn.open          = false;
-        t->txn.aborts_in_row = 0;
         t->txn.poison_aborts = 0;
         t->own.transactions_committed++;
         ks__thread_offsets_committed(t, offsets, cnt);
         return NULL;
+}
+
+static ks_error_t *commit_txn_op(void *opaque,
+                                 const ks_task_offset_t *offsets,
+                                 int cnt) {
+        ks_stream_thread_t *t = opaque;
+        int n;
+        ks_task_offset_t *all = ks__thread_with_positions(t, offsets, cnt, &n);
+        if (!all)
+                return ks_error_new(KS_ERR_NOMEM, "commit: out of memory");
+        ks_error_t *err = commit_txn(t, all, n);
+        free(all);
+        return err;
 }
 
 void ks__txn_commit_ops(ks_stream_thread_t *t, ks_commit_ops_t *ops) {
@@ -218,7 +213,6 @@ bool ks__txn_abort(ks_stream_thread_t *t) {
                  * producer's init_transactions() fences this one. */
                 ks__txn_fail(t, true, "abort_transaction: %s",
                              rd_kafka_error_string(e));
-                t->txn.producer_dead = true;
                 rd_kafka_error_destroy(e);
                 return false;
         }
@@ -280,7 +274,6 @@ ks_error_t *ks__txn_recover(ks_stream_thread_t *t) {
                                     "aborted on records that cannot be "
                                     "delivered (last: %s); the thread stops",
                                     t->index, t->txn.poison_aborts, cause);
-        t->txn.aborts_in_row++;
         t->txn.must_abort = false;
         free(t->txn.cause);
         t->txn.cause = NULL;
