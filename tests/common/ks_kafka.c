@@ -27,6 +27,13 @@ static rd_kafka_t *client(rd_kafka_type_t type,
                                     sizeof(err)) == RD_KAFKA_CONF_OK);
         rd_kafka_conf_set(c, "partitioner", "murmur2_random", err, sizeof(err));
         rd_kafka_conf_set(c, "log_level", "3", err, sizeof(err));
+        /* Idempotence keeps each partition in production order through
+         * retries: without it a batch refused while a new topic's leader
+         * is elected was appended after later ones, and tests that expect
+         * "the last value per key" (test_pg_sink) failed 1 run in 8. */
+        if (type == RD_KAFKA_PRODUCER)
+                rd_kafka_conf_set(c, "enable.idempotence", "true", err,
+                                  sizeof(err));
         if (group) {
                 rd_kafka_conf_set(c, "group.id", group, err, sizeof(err));
                 rd_kafka_conf_set(c, "enable.auto.commit", "false", err,
