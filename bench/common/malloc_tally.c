@@ -51,8 +51,7 @@ static void tally(int fn, void *ret) {
         for (size_t i = 0; i < SLOTS; i++) {
                 size_t k        = (h + i) % SLOTS;
                 uintptr_t other = 0;
-                if (atomic_load_explicit(&site[k], memory_order_relaxed) ==
-                    a) {
+                if (atomic_load_explicit(&site[k], memory_order_relaxed) == a) {
                         atomic_fetch_add_explicit(&hits[k], 1,
                                                   memory_order_relaxed);
                         return;
@@ -130,7 +129,7 @@ __attribute__((destructor)) static void tally_report(void) {
                 const char *obj = dladdr((void *)a, &info) && info.dli_fname
                                           ? info.dli_fname
                                           : "?";
-                int i = 0;
+                int i           = 0;
                 while (i < cnt && (fn[i] != kind[k] || strcmp(name[i], obj)))
                         i++;
                 if (i == cnt) {
