@@ -31,6 +31,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,6 +311,9 @@ static void wait_processed(ks_streams_t *s,
                 if (t0 && !*t0 && m.records_processed > 0) {
                         *t0 = now;
                         *c0 = bench_cpu_s();
+                        /* bench/mallocs.sh: count from here */
+                        if (getenv("BENCH_MALLOC_TALLY"))
+                                raise(SIGUSR1);
                 }
                 if (trace && t0 && *t0 && now - last_trace >= 0.1) {
                         last_trace = now;
@@ -337,6 +341,8 @@ static void run_kstreams(const opts_t *o) {
         double t0 = 0, c0 = 0;
         uint64_t n = (uint64_t)o->records;
         wait_processed(s, 2 * n, o->trace, &t0, &c0);
+        if (getenv("BENCH_MALLOC_TALLY"))
+                raise(SIGUSR2);
         print_result(o->records, bench_now_s() - t0, bench_cpu_s() - c0);
         /* Close every window, give a commit interval for the caches to
          * reach the suppression, then close (its commit flushes the rest

@@ -13,7 +13,8 @@
 #                            (bench/run-eos.sh: throughput and latency;
 #                            EOS_RECORDS=500000 EOS_RUNS=2)
 #   BENCH_ALL=1              then also the JSON decode, stateless and state
-#                            benchmarks (each prints its own figures)
+#                            benchmarks and the calls per record (each
+#                            prints its own figures)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../build}
@@ -42,3 +43,6 @@ bash "$here/run-stateless.sh" "$build" "${RECORDS:-1000000}"
 echo
 echo "== state: restoration and windowed count (bench/run-state.sh)"
 bash "$here/run-state.sh" "$build"
+echo
+echo "== malloc, mutex and clock_gettime calls per record (bench/mallocs.sh)"
+bash "$here/mallocs.sh" "$build"

@@ -13,6 +13,10 @@
 #                  list of name=value settings, e.g.
 #                  VARIANTS='consumer.queued.min.messages=1000000'
 #   THREADS        stream threads of the kstreams rows (default 1)
+#   SCALING=0      leave out the 2-thread row: with THREADS=1 (and by
+#                  default) one more kstreams row runs 2 stream threads with
+#                  the settings of variant 1 (none without VARIANTS), and
+#                  the table ends with its speed-up over that 1-thread row
 #   PEER=0         leave out Kafka Streams (no Java, no Maven)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -52,6 +56,11 @@ IFS=';' read -r -a variants <<<"${VARIANTS:-}"
 for i in "${!variants[@]}"; do
         rows+=("variant$i|kstreams ($threads thread$plural), variant $((i + 1))")
 done
+scaling=${SCALING:-1}
+((threads == 1)) || scaling=0
+base_row=kstreams
+[[ -n ${VARIANTS:-} ]] && base_row=variant0
+((scaling)) && rows+=("threads2|kstreams (2 threads)${VARIANTS:+, variant 1}")
 ((peer)) && rows+=("java|Kafka Streams $kversion (1 thread)")
 
 # run ROW ROUND: one run; appends "secs cpu rss_kb load" to $tmp/ROW.
@@ -76,12 +85,15 @@ run() {
                                 io.kstreams.bench.EventCount --bootstrap "$B" --topic "$in" \
                                 --out "$out" --records "$records" --app "$app" 2>"$tmp/$row.log" | grep '^RESULT')
                 else
-                        if [[ $row == variant* ]]; then
-                                IFS=',' read -r -a v <<<"${variants[${row#variant}]}"
+                        local vi= t=$threads
+                        [[ $row == variant* ]] && vi=${row#variant}
+                        [[ $row == threads2 ]] && t=2 && [[ -n ${VARIANTS:-} ]] && vi=0
+                        if [[ -n $vi ]]; then
+                                IFS=',' read -r -a v <<<"${variants[$vi]}"
                                 for s in "${v[@]}"; do sets+=(--set "$s"); done
                         fi
                         line=$("$bin" kstreams --bootstrap "$B" --topic "$in" --out "$out" -n "$records" \
-                                --app "$app" --threads "$threads" "${sets[@]}" 2>"$tmp/$row.log" | grep '^RESULT')
+                                --app "$app" --threads "$t" "${sets[@]}" 2>"$tmp/$row.log" | grep '^RESULT')
                 fi
                 if "$bin" check --bootstrap "$B" --out "$out" -n "$records" >"$tmp/check" 2>&1; then
                         echo ok >>"$tmp/$row.check"
@@ -136,13 +148,19 @@ read -r pipe_rate _ <<<"${S[raw-pipe]}"
 ((peer)) && read -r j_rate j_cpu j_rss _ <<<"${S[java]}"
 for row in "${rows[@]}"; do
         name=${row%%|*} label=${row#*|}
-        [[ $name == kstreams || $name == variant* ]] || continue
+        [[ $name == kstreams || $name == variant* || $name == threads2 ]] || continue
         read -r ks_rate ks_cpu ks_rss _ <<<"${S[$name]}"
         awk -v l="$label" -v k="$ks_rate" -v p="$pipe_rate" 'BEGIN {printf "%s / raw pipe: %.2fx records/s\n", l, k / p}'
         ((peer)) && awk -v l="$label" -v k="$ks_rate" -v j="$j_rate" -v kc="$ks_cpu" -v jc="$j_cpu" -v kr="$ks_rss" -v jr="$j_rss" 'BEGIN {
                 printf "%s / Kafka Streams: %.2fx records/s, 1/%.1f the CPU per record, 1/%.1f the peak RSS\n",
                         l, k / j, jc / kc, jr / kr }'
 done
+if ((scaling)); then
+        read -r r1 c1 _ <<<"${S[$base_row]}"
+        read -r r2 c2 _ <<<"${S[threads2]}"
+        awk -v a="$r1" -v b="$r2" -v ca="$c1" -v cb="$c2" 'BEGIN {
+                printf "2 stream threads / 1 (same settings): %.2fx records/s, %.2fx the CPU per record\n", b / a, cb / ca }'
+fi
 echo "uptime before: $up_before"
 echo "uptime after:  $(uptime)"
 printf 'output check (every window and count against the generator, %s): ' "$(cat "$tmp/windows" 2>/dev/null)"
