@@ -436,33 +436,24 @@ void job_sessions(ks_stream_t *events,
 /* ---- the shared start ------------------------------------------------------
  */
 
-/* Deduplication: one dedup_t per task, so its event time is the task's
- * (duplicates share the key, hence the task), whatever the pace of other
- * partitions. */
-static ks_err_t dedup_init(ks_ctx_t *ctx, void **state, void *opaque) {
-        const job_stats_t *stats = opaque;
-        (void)ctx;
-        *state = dedup_new(stats->dedup_window_ms);
-        return *state ? KS_OK : KS_ERR_NOMEM;
-}
-
-static ks_err_t dedup_process(ks_ctx_t *ctx,
+/* Deduplication is the library's ks_stream_deduplicate(): its ids are in
+ * a window store per task (duplicates share the key, hence the task), so
+ * its event time is the task's, whatever the pace of other partitions, and
+ * a restart or crash forgets none of them. It counts its drops in the
+ * library's metrics (dropped_dedup); the peek before it counts what reaches
+ * it, for the statistics line. */
+static ks_bytes_t event_id_of(ks_arena_t *arena,
                               const void *key,
                               const void *value,
-                              void *state,
                               void *opaque) {
         const user_event_t *ev = value;
-        job_stats_t *stats     = opaque;
-        atomic_fetch_add(&stats->seen, 1);
-        if (dedup_check(state, ev->event_id, ev->timestamp_ms))
-                return ks_ctx_forward(ctx, key, value);
-        atomic_fetch_add(&stats->deduplicated, 1);
-        return KS_OK;
+        (void)arena, (void)key, (void)opaque;
+        return (ks_bytes_t){ev->event_id, strlen(ev->event_id)};
 }
 
-static void dedup_close(ks_ctx_t *ctx, void *state, void *opaque) {
-        (void)ctx, (void)opaque;
-        dedup_destroy(state);
+static void count_seen(const void *key, const void *value, void *opaque) {
+        (void)key, (void)value;
+        atomic_fetch_add(&((job_stats_t *)opaque)->seen, 1);
 }
 
 ks_topology_t *jobs_build(const job_kind_t *kinds,
@@ -482,11 +473,10 @@ ks_topology_t *jobs_build(const job_kind_t *kinds,
                                              ks_serde_string(),
                                              valid_event_serde()),
                     user_event_timestamp_extractor());
-        ks_processor_def_t dedup = {.init    = dedup_init,
-                                    .process = dedup_process,
-                                    .close   = dedup_close,
-                                    .opaque  = stats};
-        ks_stream_t *events = ks_stream_process_values(valid, "dedup", &dedup);
+        ks_stream_t *events = ks_stream_peek(valid, "seen", count_seen, stats);
+        if (o->dedup_window_ms > 0)
+                events = ks_stream_deduplicate(events, "dedup", event_id_of,
+                                               NULL, o->dedup_window_ms);
         for (size_t i = 0; i < n; i++) {
                 switch (kinds[i]) {
                 case JOB_EVENT_COUNT:

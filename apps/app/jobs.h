@@ -7,8 +7,8 @@
  * read with valid_event_serde() and the event's own timestamp, so invalid
  * events fail deserialization and go to the dead-letter topic with the
  * reason in the `__streams.errors.message` header; then deduplication
- * by event_id (dedup.h), one state per task, in a processor that keeps the
- * key (ks_stream_process_values()), so sessions need no repartition. Each job
+ * by event_id (ks_stream_deduplicate(), a changelogged window store per
+ * task), which keeps the key, so sessions need no repartition. Each job
  * then groups, windows, aggregates, suppresses until its windows close, and
  * writes one JSON value per window to the output topic, keyed by its group key.
  */
@@ -18,8 +18,6 @@
 #include <stdatomic.h>
 
 #include <kstreams/kstreams.h>
-
-#include "dedup.h"
 
 typedef enum job_kind_e {
         JOB_EVENT_COUNT,
@@ -39,10 +37,9 @@ const char *job_repartition_name(job_kind_t kind);
 
 /** Counters a topology updates, read by the statistics line. */
 typedef struct job_stats_s {
-        atomic_uint_fast64_t seen;         /**< valid events reaching dedup */
-        atomic_uint_fast64_t emitted;      /**< results written */
-        atomic_uint_fast64_t deduplicated; /**< duplicates dropped */
-        int64_t dedup_window_ms;           /**< set by jobs_build() */
+        atomic_uint_fast64_t seen;    /**< valid events reaching dedup */
+        atomic_uint_fast64_t emitted; /**< results written */
+        int64_t dedup_window_ms;      /**< set by jobs_build() */
 } job_stats_t;
 
 typedef struct job_opts_s {

@@ -565,7 +565,7 @@ static int replay_app(const options_t *o, app_t *a, FILE *in, FILE *out) {
                 ", late %" PRIu64 "%s; peak RSS %.1f MiB\n",
                 a->label, cnt, (uint64_t)atomic_load(&a->stats.emitted),
                 ks_test_driver_metric(drv, "dead-lettered"),
-                (uint64_t)atomic_load(&a->stats.deduplicated),
+                ks_test_driver_metric(drv, "dropped-dedup"),
                 ks_test_driver_metric(drv, "dropped-late"),
                 o->replay_close ? " (all windows closed at the end)" : "",
                 peak_rss_mib());
@@ -640,8 +640,7 @@ static void stats_line(app_t *a, double seconds) {
                 "  commits %" PRIu64 "\n",
                 a->label, ks_state_name(ks_streams_state(a->streams)), in,
                 seconds > 0 ? (double)(in - a->last_in) / seconds : 0.0,
-                m.dropped_late, m.dead_lettered,
-                (uint64_t)atomic_load(&a->stats.deduplicated),
+                m.dropped_late, m.dead_lettered, m.dropped_dedup,
                 (uint64_t)atomic_load(&a->stats.emitted), lag_text,
                 m.active_tasks, m.commits);
         a->last_in = in;

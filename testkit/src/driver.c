@@ -815,6 +815,7 @@ uint64_t ks_test_driver_metric(const ks_test_driver_t *drv, const char *name) {
                 {"cache-flushed", offsetof(ks_task_metrics_t, cache_flushed)},
                 {"enforced-processing",
                  offsetof(ks_task_metrics_t, enforced_processing)},
+                {"dropped-dedup", offsetof(ks_task_metrics_t, dropped_dedup)},
         };
         if (!strcmp(name, "tasks"))
                 return (uint64_t)drv->task_cnt;

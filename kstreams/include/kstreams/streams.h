@@ -156,6 +156,8 @@ typedef struct ks_streams_metrics_s {
         uint64_t transactions_committed;
         uint64_t transactions_aborted;
         uint64_t producers_recreated;
+        /** Records ks_stream_deduplicate() dropped as duplicates. */
+        uint64_t dropped_dedup;
 } ks_streams_metrics_t;
 
 /**

@@ -56,6 +56,12 @@ typedef void(ks_flat_mapper_fn)(ks_emitter_t *emit,
                                 const void *value,
                                 void *opaque);
 typedef void(ks_action_fn)(const void *key, const void *value, void *opaque);
+/** Returns the id a record is deduplicated by (ks_stream_deduplicate()):
+ *  bytes borrowed from the record or in @p arena; data NULL: no id. */
+typedef ks_bytes_t(ks_id_extractor_fn)(ks_arena_t *arena,
+                                       const void *key,
+                                       const void *value,
+                                       void *opaque);
 /** Returns the topic for a record (borrowed or from @p arena). */
 typedef const char *(ks_topic_extractor_fn)(ks_arena_t *arena,
                                             const void *key,
@@ -190,6 +196,39 @@ KS_EXPORT ks_stream_t *ks_stream_process(ks_stream_t *s,
 KS_EXPORT ks_stream_t *ks_stream_process_values(ks_stream_t *s,
                                                 const char *name,
                                                 const ks_processor_def_t *def);
+
+/**
+ * Drops repeated records: keeps the first record of each id (@p fn) and
+ * drops the records of that id that follow while it is registered, as Kafka
+ * Streams' deduplication (KIP-655). An id is registered with the time of
+ * the record that kept it, and stays registered while that time is at
+ * least the newest record time the operator has seen (the record's own
+ * included) minus @p window_ms; a record of an id whose registration
+ * expired is kept and registers it anew. Records for which @p fn gives no
+ * id (data NULL) are kept and register nothing. Each drop is counted in
+ * ks_streams_metrics_t.dropped_dedup (dropped_records_total{reason="dedup"},
+ * "dropped-dedup" in the test driver).
+ *
+ * The ids are in a window store named @p name (derived if NULL: the
+ * node's name), one per task, with the records' partitioning: put the
+ * operator where copies of a record share a partition (the same key).
+ * It is changelogged and restored like the DSL's other stores, so after a
+ * restart or crash a copy of a record processed before is still dropped;
+ * under exactly_once_v2 each copy is dropped exactly once through crashes,
+ * and under at_least_once the records processed again after a crash see
+ * the registrations their first run made and committed (the runtime undoes
+ * uncommitted changelog records when it restores). Registrations leave
+ * the store @p window_ms after the newest record time (segment by
+ * segment), so it holds about a window of ids. After a restart, the
+ * newest time seen resumes from the newest registration.
+ * The stream keeps its serdes and partitioning.
+ * @param window_ms > 0: how long an id stays registered, in record time.
+ */
+KS_EXPORT ks_stream_t *ks_stream_deduplicate(ks_stream_t *s,
+                                             const char *name,
+                                             ks_id_extractor_fn *fn,
+                                             void *opaque,
+                                             int64_t window_ms);
 
 /* ---- sinks and repartitioning ------------------------------------------- */
 

@@ -1,5 +1,6 @@
 /* The topology builder: nodes, names, sticky errors, the Processor API. */
 #include "builder_int.h"
+#include "dsl_int.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -202,6 +203,38 @@ bool ks__stream_ok(ks_stream_t *s, const char *step) {
         return true;
 }
 
+/* A processor's own store (ks_processor_def_t.store): a node store as the
+ * DSL's operators have, so tasks open, changelog, restore, undo and query
+ * it as theirs. The definition is copied: n->def keeps no pointer to it. */
+static void attach_store(ks_builder_t *b, ks_node_t *n) {
+        const ks_store_def_t *sd = n->def.store;
+        n->def.store             = NULL;
+        if (!sd)
+                return;
+        bool window     = sd->type == KS_STORE_TYPE_WINDOW;
+        const char *why = !sd->name || !*sd->name ? "a store name is required"
+                          : sd->type != KS_STORE_TYPE_KEY_VALUE && !window
+                                  ? "unknown store type"
+                          : window && sd->retention_ms <= 0
+                                  ? "a window store needs retention_ms > 0"
+                          : sd->segment_ms < 0 ? "segment_ms must be >= 0"
+                                               : NULL;
+        if (why) {
+                ks__builder_fail(b, "%s: %s", n->name, why);
+                return;
+        }
+        char *name = strdup(sd->name);
+        if (!name) {
+                ks__builder_fail(b, "out of memory");
+                return;
+        }
+        if (ks__node_set_store(b, n->id, name,
+                               window ? KS_STORE_WINDOW : KS_STORE_KV,
+                               window ? sd->retention_ms : 0) &&
+            window && sd->segment_ms > 0)
+                n->store->segment_ms = sd->segment_ms;
+}
+
 ks_stream_t *ks__stream_add_processor(ks_stream_t *s,
                                       const char *name,
                                       const char *op,
@@ -227,6 +260,7 @@ ks_stream_t *ks__stream_add_processor(ks_stream_t *s,
                 return &b->error_stream;
         }
         n->def = *def;
+        attach_store(b, n);
         return ks__stream_new(b, n->id, key_serde, value_serde);
 }
 
@@ -443,6 +477,7 @@ void ks_builder_add_processor(ks_builder_t *b,
                 return;
         }
         n->def = *def;
+        attach_store(b, n);
 }
 
 void ks_builder_add_sink(ks_builder_t *b,

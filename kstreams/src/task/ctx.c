@@ -308,6 +308,10 @@ void ks__ctx_count_late(ks_ctx_t *ctx) {
         ctx->task->metrics.dropped_late++;
 }
 
+void ks__ctx_count_dedup(ks_ctx_t *ctx) {
+        ctx->task->metrics.dropped_dedup++;
+}
+
 void ks__ctx_count_skipped(ks_ctx_t *ctx) {
         ctx->task->metrics.dropped_skipped++;
 }

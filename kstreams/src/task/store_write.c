@@ -117,6 +117,18 @@ ks_err_t ks__ctx_window_put(ks_ctx_t *ctx,
                       emit);
 }
 
+ks_err_t ks__ctx_window_put_for(ks_ctx_t *ctx,
+                                int node,
+                                ks_bytes_t key,
+                                int64_t start,
+                                ks_bytes_t value) {
+        ks_error_t *e =
+                ks_window_store_put(ctx->task->stores[node], key, start, value);
+        if (e)
+                return ks__ctx_store_failed(ctx, e);
+        return follow(ctx, node, KS_STORE_WINDOW, key, start, 0, value, NULL);
+}
+
 ks_err_t ks__ctx_session_put(ks_ctx_t *ctx,
                              ks_bytes_t key,
                              int64_t start,

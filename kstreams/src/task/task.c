@@ -238,6 +238,7 @@ void ks__task_destroy(ks_task_t *task) {
                 for (int i = 0; i < t->node_cnt; i++)
                         free(task->sink_topics[i]);
         ks__task_close_stores(task);
+        ks__task_free_store_handles(task);
         for (int i = 0; task->changelogs && i < t->node_cnt; i++)
                 free(task->changelogs[i]);
         free(task->stores);

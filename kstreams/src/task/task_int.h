@@ -78,6 +78,7 @@ typedef struct ks_task_metrics_s {
          * idled max.task.idle.ms caught up (Kafka Streams'
          * enforced-processing). */
         uint64_t enforced_processing;
+        uint64_t dropped_dedup; /* duplicates ks_stream_deduplicate() drops */
 } ks_task_metrics_t;
 
 typedef struct ks_task_s ks_task_t;

@@ -103,6 +103,9 @@ struct ks_task_s {
         ks_rate_limit_t rl_deser, rl_proc, rl_prod;
         bool initialized;
         struct ks_commit_hooks_s *commit_hooks; /* external sinks' */
+        /* Per node id: Processor API store handles (state_store.c),
+         * allocated by the first ks_ctx_state_store(); may be NULL. */
+        struct ks_state_store_s *store_handles;
 };
 
 /** Runs node @p id on a record. @locality stream thread */
@@ -164,6 +167,15 @@ ks_err_t ks__ctx_kv_put_for(ks_ctx_t *ctx,
                             int node,
                             ks_bytes_t key,
                             ks_bytes_t value);
+/** The same for the window store of node @p node, never through a cache
+ *  (a Processor API store, state_store.c). */
+ks_err_t ks__ctx_window_put_for(ks_ctx_t *ctx,
+                                int node,
+                                ks_bytes_t key,
+                                int64_t start,
+                                ks_bytes_t value);
+/** Frees the Processor API store handles (state_store.c). */
+void ks__task_free_store_handles(ks_task_t *task);
 ks_err_t ks__ctx_window_put(ks_ctx_t *ctx,
                             ks_bytes_t key,
                             int64_t start,
@@ -195,5 +207,7 @@ bool ks__changelog_key_parse(int kind,
 void ks__ctx_count_late(ks_ctx_t *ctx);
 /** Counts a record an aggregation cannot use (null key or value). */
 void ks__ctx_count_skipped(ks_ctx_t *ctx);
+/** Counts a duplicate ks_stream_deduplicate() dropped. */
+void ks__ctx_count_dedup(ks_ctx_t *ctx);
 
 #endif

@@ -187,7 +187,8 @@ KS_EXPORT int32_t ks_test_driver_partitions(const ks_test_driver_t *drv,
  * collapsed between commits, deletions of keys created since the last
  * commit, and flushes that failed), "enforced-processing" (records
  * processed while another input partition of their task was empty, after
- * max.task.idle.ms), "tasks", "commits" (runs of the commit protocol),
+ * max.task.idle.ms), "dropped-dedup" (duplicates ks_stream_deduplicate()
+ * dropped), "tasks", "commits" (runs of the commit protocol),
  * "transactions-committed" and "transactions-aborted" (exactly_once_v2).
  * Counters of tasks an abort closed stay in the sums.
  * @returns the sum, or UINT64_MAX for an unknown name.
