@@ -44,19 +44,16 @@ static ks_err_t flaky(ks_ctx_t *ctx,
 
 /* in -> dedup (by value, @p window) -> flaky -> out. */
 static void start(int64_t window, const char *guarantee, bool memory) {
-        booms                  = 0;
-        ks_builder_t *b        = ks_builder_new();
-        ks_stream_t *in        = ks_builder_stream(b, "in", ks_serde_string(),
-                                                   ks_serde_string());
-        ks_stream_t *d         = ks_stream_deduplicate(in, "ids", id_of, NULL,
-                                                       window);
+        booms           = 0;
+        ks_builder_t *b = ks_builder_new();
+        ks_stream_t *in = ks_builder_stream(b, "in", ks_serde_string(),
+                                            ks_serde_string());
+        ks_stream_t *d  = ks_stream_deduplicate(in, "ids", id_of, NULL, window);
         ks_processor_def_t def = {.process = flaky};
         ks_stream_to(ks_stream_process_values(d, "flaky", &def), "out",
                      ks_serde_string(), ks_serde_string());
-        const char *conf[] = {"processing.guarantee",
-                              guarantee,
-                              "default.processing.exception.handler",
-                              "fail",
+        const char *conf[] = {"processing.guarantee", guarantee,
+                              "default.processing.exception.handler", "fail",
                               NULL};
         drv                = kd_start(b, "dedup", conf, &topo);
         ck_assert_int_eq(ks_test_driver_use_memory_stores(drv, memory), KS_OK);
@@ -73,7 +70,10 @@ typedef struct model_s {
         bool any;
 } model_t;
 
-static bool model_keeps(model_t *m, int64_t window, const char *id, int64_t ts) {
+static bool model_keeps(model_t *m,
+                        int64_t window,
+                        const char *id,
+                        int64_t ts) {
         if (!id || !*id)
                 return true;
         if (!m->any || ts > m->max_ts)
@@ -143,7 +143,7 @@ START_TEST(random_records_match_the_rule) {
         srand(7);
         int64_t t = 100; /* record times must not be negative */
         for (int i = 0; i < 2000; i++) {
-                int c   = rand() % 26;
+                int c     = rand() % 26;
                 ids[c][0] = (char)('a' + c);
                 t += rand() % 7;
                 int64_t ts = t - rand() % 40; /* out of order, up to 40 */
@@ -248,8 +248,8 @@ START_TEST(describe_lists_the_store) {
         start(10, "at_least_once", false);
         ks_buf_t out = {0};
         ck_assert_int_eq(ks_topology_describe(topo, &out), KS_OK);
-        ck_assert_msg(strstr(out.data, "Processor: ids (stores: [ids])"),
-                      "%s", out.data);
+        ck_assert_msg(strstr(out.data, "Processor: ids (stores: [ids])"), "%s",
+                      out.data);
         ks_buf_free(&out);
 }
 END_TEST

@@ -116,8 +116,7 @@ ks_stream_t *ks_stream_deduplicate(ks_stream_t *s,
         if (!s)
                 return NULL;
         if (!fn || window_ms <= 0 || window_ms == INT64_MAX) {
-                ks__builder_fail(s->b, "deduplicate(%s): %s",
-                                 name ? name : "",
+                ks__builder_fail(s->b, "deduplicate(%s): %s", name ? name : "",
                                  !fn ? "an id extractor is required"
                                      : "window_ms must be > 0");
                 return &s->b->error_stream;
@@ -131,22 +130,21 @@ ks_stream_t *ks_stream_deduplicate(ks_stream_t *s,
                 ks__builder_fail(s->b, "deduplicate: out of memory");
                 return &s->b->error_stream;
         }
-        d->fn        = fn;
-        d->opaque    = opaque;
-        d->window_ms = window_ms;
-        d->store     = node; /* the store is named after the node */
-        ks_store_def_t store = {.name         = node,
-                                .type         = KS_STORE_TYPE_WINDOW,
-                                .retention_ms = window_ms + 1};
+        d->fn                  = fn;
+        d->opaque              = opaque;
+        d->window_ms           = window_ms;
+        d->store               = node; /* the store is named after the node */
+        ks_store_def_t store   = {.name         = node,
+                                  .type         = KS_STORE_TYPE_WINDOW,
+                                  .retention_ms = window_ms + 1};
         ks_processor_def_t def = {.init        = dedup_init,
                                   .process     = dedup_process,
                                   .close       = dedup_close,
                                   .opaque      = d,
                                   .opaque_free = dedup_free,
                                   .store       = &store};
-        ks_stream_t *out = ks__stream_add_processor(s, node, "DEDUPLICATE",
-                                                    &def, s->key_serde,
-                                                    s->value_serde);
+        ks_stream_t *out       = ks__stream_add_processor(
+                      s, node, "DEDUPLICATE", &def, s->key_serde, s->value_serde);
         if (out->node >= 0)
                 out->key_changed = s->key_changed;
         return out;

@@ -24,9 +24,8 @@ ks_state_store_t *ks_ctx_state_store(ks_ctx_t *ctx, const char *name) {
         if (!n->store || !task->stores[node] || strcmp(n->store->name, name))
                 return NULL;
         if (!task->store_handles) {
-                task->store_handles =
-                        calloc((size_t)task->topology->node_cnt,
-                               sizeof(*task->store_handles));
+                task->store_handles = calloc((size_t)task->topology->node_cnt,
+                                             sizeof(*task->store_handles));
                 if (!task->store_handles)
                         return NULL;
         }
@@ -47,8 +46,7 @@ static void *store_of(ks_state_store_t *st, ks_store_kind_t kind) {
         ks_task_t *task           = st->task;
         const ks_store_spec_t *sp = task->topology->nodes[st->node]->store;
         if (sp->kind != kind) {
-                ks_ctx_fail(&task->ctx, "store %s is not a %s store",
-                            sp->name,
+                ks_ctx_fail(&task->ctx, "store %s is not a %s store", sp->name,
                             kind == KS_STORE_KV ? "key-value" : "window");
                 return NULL;
         }
