@@ -432,3 +432,14 @@ int kt_log_count(const char *path, const char *text) {
                 fclose(f);
         return n;
 }
+
+void kt_sleep_ms(int ms) {
+        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+}
+
+void kt_rm_rf(const char *dir) {
+        char cmd[600];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        ck_assert_int_eq(system(cmd), 0);
+}

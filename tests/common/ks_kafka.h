@@ -109,6 +109,11 @@ int64_t kt_topic_records(const char *bootstrap,
 /** Lines of the file @p path that contain @p text (0 if it is missing). */
 int kt_log_count(const char *path, const char *text);
 
+/** Sleeps @p ms milliseconds. */
+void kt_sleep_ms(int ms);
+/** Removes @p dir and everything under it (fails the test on error). */
+void kt_rm_rf(const char *dir);
+
 /** A name unique to this run: "<prefix>-<pid>-<time>". */
 const char *kt_unique(const char *prefix);
 

@@ -272,17 +272,6 @@ static long sum_in_log(const char *name) {
 
 #define RUNNING "ks_test_app: state REBALANCING -> RUNNING"
 
-static void sleep_ms(int ms) {
-        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-}
-
-static void rm_rf(const char *dir) {
-        char cmd[300];
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-        ck_assert_int_eq(system(cmd), 0);
-}
-
 /* Runs the final instance until the output is complete, then stops it
  * cleanly (it dumps its windows first) and checks both. */
 static void finish(pid_t a, const expected_t *e) {
@@ -329,14 +318,14 @@ START_TEST(sigkill_many_times_leaves_output_and_state_exact) {
                  * tests little. */
                 for (int i = 0;
                      i < 200 && kt_log_count(log_path, RUNNING) <= running; i++)
-                        sleep_ms(100);
+                        kt_sleep_ms(100);
                 running        = kt_log_count(log_path, RUNNING);
                 int64_t output = kt_topic_records(bootstrap, out, 2);
                 for (int i = 0; i < 200 && kt_topic_records(bootstrap, out, 2) <
                                                    output + 3000;
                      i++)
-                        sleep_ms(50);
-                sleep_ms((int)(rand_r(&seed) % 700));
+                        kt_sleep_ms(50);
+                kt_sleep_ms((int)(rand_r(&seed) % 700));
                 int before = atomic_load(&f.done);
                 kt_stop(a, SIGKILL, 1000);
                 in_flight += before < total;
@@ -350,7 +339,7 @@ START_TEST(sigkill_many_times_leaves_output_and_state_exact) {
         expected_t e = expect();
         finish(a, &e);
         free(e.counts);
-        rm_rf(dir);
+        kt_rm_rf(dir);
 }
 END_TEST
 
@@ -370,9 +359,9 @@ START_TEST(a_killed_instance_hands_over_and_takes_back_exactly) {
         /* A dies; after its session times out (6 s) B takes every task,
          * then A comes back and the group gives some back to it. */
         for (int cycle = 0; cycle < 3; cycle++) {
-                sleep_ms(4000);
+                kt_sleep_ms(4000);
                 kt_stop(a, SIGKILL, 1000);
-                sleep_ms(8000);
+                kt_sleep_ms(8000);
                 a = start(d1, NULL);
         }
         pthread_join(feeder, NULL);
@@ -384,11 +373,11 @@ START_TEST(a_killed_instance_hands_over_and_takes_back_exactly) {
         int sb = kt_stop(b, SIGTERM, 30000);
         ck_assert(WIFEXITED(sb) && WEXITSTATUS(sb) == 0);
         /* A has every task now: its dump covers every key. */
-        sleep_ms(8000);
+        kt_sleep_ms(8000);
         finish(a, &e);
         free(e.counts);
-        rm_rf(d1);
-        rm_rf(d2);
+        kt_rm_rf(d1);
+        kt_rm_rf(d2);
 }
 END_TEST
 
@@ -409,11 +398,11 @@ START_TEST(a_second_process_with_the_same_instance_id_is_fenced) {
         char src[400], dst[400], cmd[1300];
         snprintf(src, sizeof(src), "%s/%s/kstreams.instance.id", d1, app_id);
         for (int i = 0; i < 100 && access(src, R_OK); i++)
-                sleep_ms(100);
+                kt_sleep_ms(100);
         snprintf(dst, sizeof(dst), "%s/%s", d2, app_id);
         snprintf(cmd, sizeof(cmd), "mkdir -p %s && cp %s %s/", dst, src, dst);
         ck_assert_int_eq(system(cmd), 0);
-        sleep_ms(3000);
+        kt_sleep_ms(3000);
         pid_t b = start(d2, NULL);
         /* One of them stops, with an error that names the cause. */
         int stopped = 0;
@@ -428,7 +417,7 @@ START_TEST(a_second_process_with_the_same_instance_id_is_fenced) {
                         left    = a;
                 }
                 if (!stopped)
-                        sleep_ms(100);
+                        kt_sleep_ms(100);
         }
         ck_assert_msg(stopped, "neither process stopped in 120 s (see %s)",
                       log_path);
@@ -438,12 +427,12 @@ START_TEST(a_second_process_with_the_same_instance_id_is_fenced) {
         pthread_join(feeder, NULL);
         expected_t e = expect();
         /* The one left takes every task once the other's session ends. */
-        sleep_ms(8000);
+        kt_sleep_ms(8000);
         finish(left, &e);
         ck_assert_int_ge(sum_in_log("producers_recreated"), 1);
         free(e.counts);
-        rm_rf(d1);
-        rm_rf(d2);
+        kt_rm_rf(d1);
+        kt_rm_rf(d2);
 }
 END_TEST
 
@@ -461,7 +450,7 @@ static void cluster_down(void) {
 /* Waits (60 s at most) until the output topic holds @p n records. */
 static void await_output(int64_t n) {
         for (int i = 0; i < 600 && kt_topic_records(bootstrap, out, 2) < n; i++)
-                sleep_ms(100);
+                kt_sleep_ms(100);
 }
 
 /* Kafka's own failures: one node of a 3-node cluster restarted mid-run,
@@ -490,7 +479,7 @@ START_TEST(broker_restarts_leave_output_exact) {
                 (long long)kt_topic_records(bootstrap, out, 2));
         snprintf(args, sizeof(args), "stop-broker 2 %s", cluster);
         ck_assert_int_eq(kt_kafka_sh(args, NULL, 0), 0);
-        sleep_ms(5000);
+        kt_sleep_ms(5000);
         snprintf(args, sizeof(args), "start-broker 2 %s", cluster);
         ck_assert_int_eq(kt_kafka_sh(args, NULL, 0), 0);
         /* Mid-run: the feeder's flush rides the outage out too. */
@@ -503,7 +492,7 @@ START_TEST(broker_restarts_leave_output_exact) {
                 ck_assert_int_eq(kt_kafka_sh(args, NULL, 0), 0);
         }
         atomic_store(&f.gate, 0); /* the rest comes during the outage */
-        sleep_ms(3000);
+        kt_sleep_ms(3000);
         /* Together: a KRaft node cannot finish starting without a quorum
          * of controllers. */
         char cmd[1024];
@@ -515,7 +504,7 @@ START_TEST(broker_restarts_leave_output_exact) {
         ck_assert_msg(system(cmd) == 0, "the nodes did not start again");
         for (int i = 0; i < 600 && kt_topic_records(bootstrap, out, 2) <= 0;
              i++)
-                sleep_ms(100);
+                kt_sleep_ms(100);
         pthread_join(feeder, NULL);
         ck_assert_msg(before < total,
                       "the input was complete before every "
@@ -523,7 +512,7 @@ START_TEST(broker_restarts_leave_output_exact) {
         expected_t e = expect();
         finish(a, &e);
         free(e.counts);
-        rm_rf(dir);
+        kt_rm_rf(dir);
 }
 END_TEST
 
